@@ -1,0 +1,686 @@
+//! Loading and validating `config.toml` (SPEC §2).
+//!
+//! The file is parsed with span information so that every error names the
+//! file, the line and the section/key. The original's quirks still load:
+//! lines starting with `;` are comments, `user`/`password` may be missing,
+//! `exec` under a `device_` section makes it an agent.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::filter::{validate_topic, Filter};
+
+pub const DEFAULT_BASE_TOPIC: &str = "home/monitoring";
+pub const DEFAULT_CLIENT_ID: &str = "iotmonitor";
+pub const DEFAULT_WATCH_TIMEOUT: u64 = 30;
+/// Ten years: larger timeouts are certainly typos and would overflow clocks.
+const MAX_WATCH_TIMEOUT: u64 = 10 * 365 * 24 * 3600;
+
+const MQTT_KEYS: &[&str] = &[
+    "serverAddress",
+    "baseTopic",
+    "user",
+    "password",
+    "clientid",
+    "retainStates",
+];
+const DEVICE_KEYS: &[&str] = &[
+    "watchTimeOut",
+    "helloTopic",
+    "watchTopics",
+    "stateTopics",
+    "exec",
+    "restartOnExpire",
+];
+const SECTIONS: &[&str] = &["mqtt", "device_<name>", "agent_<name>"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttConfig {
+    pub server_address: String,
+    pub base_topic: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub client_id: String,
+    pub retain_states: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceConfig {
+    pub name: String,
+    pub watch_timeout: u64,
+    pub hello_topic: Option<String>,
+    pub watch_topics: Vec<Filter>,
+    pub state_topics: Vec<Filter>,
+    /// Set for agents: the shell command to launch.
+    pub exec: Option<String>,
+    pub restart_on_expire: bool,
+}
+
+impl DeviceConfig {
+    pub fn is_agent(&self) -> bool {
+        self.exec.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub mqtt: MqttConfig,
+    /// In file order.
+    pub devices: Vec<DeviceConfig>,
+}
+
+/// A configuration problem, located in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// `section` or `section.key`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The result of a successful load: the configuration and the warnings
+/// (unknown keys and sections) to log.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        key: None,
+        message: format!("cannot read the configuration file: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Validates configuration text; `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
+    let text = semicolon_comments(text);
+    let mut p = Parser {
+        file: path,
+        text: &text,
+        warnings: Vec::new(),
+    };
+    let root = DeTable::parse(&text).map_err(|e| {
+        let line = e.span().map(|s| p.line(s.start));
+        ConfigError {
+            file: path.to_path_buf(),
+            line,
+            key: None,
+            message: format!("invalid TOML: {}", e.message().trim()),
+        }
+    })?;
+    let config = p.config(root.get_ref())?;
+    Ok(Loaded {
+        config,
+        warnings: p.warnings,
+    })
+}
+
+/// The original accepted `;` comment lines; TOML does not. Turn them into
+/// `#` comments, keeping every byte offset (and so every line number).
+fn semicolon_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with(';') {
+            let indent = line.len() - trimmed.len();
+            out.push_str(&line[..indent]);
+            out.push('#');
+            out.push_str(&trimmed[1..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+struct Parser<'a> {
+    file: &'a Path,
+    text: &'a str,
+    warnings: Vec<ConfigError>,
+}
+
+type Entry<'t, 'i> = (
+    &'t Spanned<std::borrow::Cow<'i, str>>,
+    &'t Spanned<DeValue<'i>>,
+);
+
+impl Parser<'_> {
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn error(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: Some(self.line(span.start)),
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+
+    fn warn(&mut self, span: Range<usize>, key: String, message: String) {
+        let w = self.error(span, key, message);
+        self.warnings.push(w);
+    }
+
+    fn config(&mut self, root: &DeTable<'_>) -> Result<Config, ConfigError> {
+        let mut entries: Vec<Entry<'_, '_>> = root.iter().collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+
+        let mut mqtt = None;
+        let mut devices: Vec<DeviceConfig> = Vec::new();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (key, value) in entries {
+            let section = key.get_ref().as_ref();
+            let table = match value.get_ref() {
+                DeValue::Table(t) => t,
+                _ => {
+                    self.warn(
+                        key.span(),
+                        section.to_string(),
+                        "key outside of any section, ignored".into(),
+                    );
+                    continue;
+                }
+            };
+            let kind = if section == "mqtt" {
+                mqtt = Some(self.mqtt(table)?);
+                continue;
+            } else if let Some(name) = section.strip_prefix("device_") {
+                (name, false)
+            } else if let Some(name) = section.strip_prefix("agent_") {
+                (name, true)
+            } else {
+                let hint = suggestion(section, SECTIONS);
+                self.warn(
+                    key.span(),
+                    section.to_string(),
+                    format!("unknown section, ignored{hint}"),
+                );
+                continue;
+            };
+            let (name, agent) = kind;
+            if name.is_empty() {
+                return Err(self.error(
+                    key.span(),
+                    section,
+                    "the section needs a name after the prefix",
+                ));
+            }
+            if let Some(first) = names.get(name) {
+                return Err(self.error(
+                    key.span(),
+                    section,
+                    format!("a device or agent named '{name}' is already defined at line {first}"),
+                ));
+            }
+            names.insert(name.to_string(), self.line(key.span().start));
+            devices.push(self.device(section, name, agent, key.span(), table)?);
+        }
+        let mqtt = mqtt.ok_or_else(|| ConfigError {
+            file: self.file.to_path_buf(),
+            line: None,
+            key: Some("mqtt".into()),
+            message: "missing [mqtt] section (with serverAddress=\"tcp://host:1883\")".into(),
+        })?;
+        Ok(Config { mqtt, devices })
+    }
+
+    fn sorted<'t, 'i>(table: &'t DeTable<'i>) -> Vec<Entry<'t, 'i>> {
+        let mut entries: Vec<Entry<'t, 'i>> = table.iter().collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+        entries
+    }
+
+    fn mqtt(&mut self, table: &DeTable<'_>) -> Result<MqttConfig, ConfigError> {
+        let mut cfg = MqttConfig {
+            server_address: String::new(),
+            base_topic: DEFAULT_BASE_TOPIC.into(),
+            user: None,
+            password: None,
+            client_id: DEFAULT_CLIENT_ID.into(),
+            retain_states: false,
+        };
+        let mut server = None;
+        for (key, value) in Self::sorted(table) {
+            let k = key.get_ref().as_ref();
+            let path = format!("mqtt.{k}");
+            match k {
+                "serverAddress" => {
+                    let s = self.string(&path, value)?;
+                    check_server_address(&s).map_err(|m| self.error(value.span(), &path, m))?;
+                    server = Some(s);
+                }
+                "baseTopic" => {
+                    let s = self.string(&path, value)?;
+                    validate_topic(&s)
+                        .map_err(|e| self.error(value.span(), &path, e.to_string()))?;
+                    cfg.base_topic = s.trim_end_matches('/').to_string();
+                }
+                "user" => cfg.user = Some(self.string(&path, value)?).filter(|s| !s.is_empty()),
+                "password" => {
+                    cfg.password = Some(self.string(&path, value)?).filter(|s| !s.is_empty())
+                }
+                "clientid" => {
+                    let s = self.string(&path, value)?;
+                    if s.is_empty() {
+                        return Err(self.error(
+                            value.span(),
+                            &path,
+                            "the client id cannot be empty",
+                        ));
+                    }
+                    cfg.client_id = s;
+                }
+                "retainStates" => cfg.retain_states = self.boolean(&path, value)?,
+                other => {
+                    let hint = suggestion(other, MQTT_KEYS);
+                    self.warn(key.span(), path, format!("unknown key, ignored{hint}"));
+                }
+            }
+        }
+        cfg.server_address = server.ok_or_else(|| ConfigError {
+            file: self.file.to_path_buf(),
+            line: None,
+            key: Some("mqtt.serverAddress".into()),
+            message:
+                "missing serverAddress in [mqtt] (e.g. serverAddress=\"tcp://localhost:1883\")"
+                    .into(),
+        })?;
+        Ok(cfg)
+    }
+
+    fn device(
+        &mut self,
+        section: &str,
+        name: &str,
+        agent: bool,
+        section_span: Range<usize>,
+        table: &DeTable<'_>,
+    ) -> Result<DeviceConfig, ConfigError> {
+        let mut dev = DeviceConfig {
+            name: name.to_string(),
+            watch_timeout: DEFAULT_WATCH_TIMEOUT,
+            hello_topic: None,
+            watch_topics: Vec::new(),
+            state_topics: Vec::new(),
+            exec: None,
+            restart_on_expire: false,
+        };
+        let mut has_watch = false;
+        for (key, value) in Self::sorted(table) {
+            let k = key.get_ref().as_ref();
+            let path = format!("{section}.{k}");
+            match k {
+                "watchTimeOut" => {
+                    dev.watch_timeout = match value.get_ref() {
+                        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                            .ok()
+                            .filter(|&n| n > 0 && (n as u64) <= MAX_WATCH_TIMEOUT)
+                            .map(|n| n as u64),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        self.error(
+                            value.span(),
+                            &path,
+                            format!("must be a positive whole number of seconds (at most {MAX_WATCH_TIMEOUT})"),
+                        )
+                    })?;
+                }
+                "helloTopic" => {
+                    let s = self.string(&path, value)?;
+                    validate_topic(&s)
+                        .map_err(|e| self.error(value.span(), &path, e.to_string()))?;
+                    dev.hello_topic = Some(s);
+                }
+                "watchTopics" => {
+                    dev.watch_topics = self.filters(&path, value)?;
+                    has_watch = true;
+                }
+                "stateTopics" => dev.state_topics = self.filters(&path, value)?,
+                "exec" => {
+                    let s = self.string(&path, value)?;
+                    if s.trim().is_empty() {
+                        return Err(self.error(value.span(), &path, "the command cannot be empty"));
+                    }
+                    dev.exec = Some(s);
+                }
+                "restartOnExpire" => dev.restart_on_expire = self.boolean(&path, value)?,
+                other => {
+                    let hint = suggestion(other, DEVICE_KEYS);
+                    self.warn(key.span(), path, format!("unknown key, ignored{hint}"));
+                }
+            }
+        }
+        if !has_watch {
+            return Err(self.error(
+                section_span,
+                format!("{section}.watchTopics"),
+                "missing watchTopics (a topic filter or a list of them)",
+            ));
+        }
+        if agent && dev.exec.is_none() {
+            return Err(self.error(
+                section_span,
+                format!("{section}.exec"),
+                "an agent needs exec, the command that starts it",
+            ));
+        }
+        if dev.restart_on_expire && dev.exec.is_none() {
+            return Err(self.error(
+                section_span,
+                format!("{section}.restartOnExpire"),
+                "restartOnExpire needs exec (only agents can be restarted)",
+            ));
+        }
+        Ok(dev)
+    }
+
+    fn string(&self, path: &str, value: &Spanned<DeValue<'_>>) -> Result<String, ConfigError> {
+        match value.get_ref() {
+            DeValue::String(s) => Ok(s.to_string()),
+            other => Err(self.error(
+                value.span(),
+                path,
+                format!("must be a string, not {}", other.type_str()),
+            )),
+        }
+    }
+
+    fn boolean(&self, path: &str, value: &Spanned<DeValue<'_>>) -> Result<bool, ConfigError> {
+        match value.get_ref() {
+            DeValue::Boolean(b) => Ok(*b),
+            other => Err(self.error(
+                value.span(),
+                path,
+                format!("must be true or false, not {}", other.type_str()),
+            )),
+        }
+    }
+
+    /// A filter or an array of filters, at least one.
+    fn filters(
+        &self,
+        path: &str,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Result<Vec<Filter>, ConfigError> {
+        let items: Vec<&Spanned<DeValue<'_>>> = match value.get_ref() {
+            DeValue::Array(a) => a.iter().collect(),
+            _ => vec![value],
+        };
+        if items.is_empty() {
+            return Err(self.error(value.span(), path, "needs at least one topic filter"));
+        }
+        items
+            .into_iter()
+            .map(|item| {
+                let s = self.string(path, item)?;
+                Filter::parse(&s).map_err(|e| {
+                    self.error(
+                        item.span(),
+                        path,
+                        format!("invalid topic filter '{s}': {e}"),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+fn check_server_address(s: &str) -> Result<(), String> {
+    const SCHEMES: &[&str] = &["tcp://", "ssl://", "mqtt://", "mqtts://"];
+    let Some(rest) = SCHEMES.iter().find_map(|p| s.strip_prefix(p)) else {
+        return Err(format!(
+            "'{s}' must start with one of {} (e.g. tcp://localhost:1883)",
+            SCHEMES.join(", ")
+        ));
+    };
+    if rest.is_empty() || rest.starts_with(':') {
+        return Err(format!("'{s}' has no host name"));
+    }
+    Ok(())
+}
+
+/// ", did you mean 'x'?" for the closest known name, or nothing.
+fn suggestion(unknown: &str, known: &[&str]) -> String {
+    let lower = unknown.to_lowercase();
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(&lower, &k.to_lowercase()), k))
+        .filter(|(d, k)| *d <= 3.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| format!(", did you mean '{k}'?"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Loaded, ConfigError> {
+        parse(Path::new("test.toml"), text)
+    }
+
+    fn err(text: &str) -> ConfigError {
+        load_str(text).expect_err("config should be rejected")
+    }
+
+    const MQTT: &str = "[mqtt]\nserverAddress=\"tcp://localhost:1883\"\n";
+
+    /// The original iotmonitor's example configuration, as shipped.
+    const ORIGINAL: &str = r#"
+[mqtt]
+serverAddress="tcp://localhost:1883"
+baseTopic="home/monitoring"
+user=""
+password=""
+
+[device_esp04]
+watchTimeOut=60
+helloTopic="home/esp04"
+watchTopics="home/esp04/sensors/#"
+stateTopics="home/esp04/actuators/#"
+
+[device_esp02]
+;watchTimeOut=
+watchTopics="home/esp02/sensors/#"
+
+[agent_ledboxdaemon]
+exec="source ~/mqttagents/p3/bin/activate; cd ~/mqttagents/mqtt-agent-ledbox; python3 ledboxdaemon.py"
+watchTopics="home/agents/ledbox/#"
+"#;
+
+    #[test]
+    fn original_example_loads() {
+        let loaded = load_str(ORIGINAL).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let c = loaded.config;
+        assert_eq!(c.mqtt.server_address, "tcp://localhost:1883");
+        assert_eq!(c.mqtt.base_topic, "home/monitoring");
+        assert_eq!(c.mqtt.user, None);
+        assert_eq!(c.mqtt.client_id, "iotmonitor");
+        let names: Vec<&str> = c.devices.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["esp04", "esp02", "ledboxdaemon"]);
+        assert_eq!(c.devices[0].watch_timeout, 60);
+        assert_eq!(c.devices[0].hello_topic.as_deref(), Some("home/esp04"));
+        assert_eq!(
+            c.devices[0].state_topics[0].as_str(),
+            "home/esp04/actuators/#"
+        );
+        assert_eq!(c.devices[1].watch_timeout, DEFAULT_WATCH_TIMEOUT);
+        assert!(c.devices[2].is_agent());
+        assert!(!c.devices[0].is_agent());
+    }
+
+    #[test]
+    fn arrays_exec_on_device_and_defaults() {
+        let c = load_str(&format!(
+            "{MQTT}[device_a]\nwatchTopics=[\"a/1\",\"a/2/#\"]\nstateTopics=[\"s/+\"]\nexec=\"sleep 1\"\nrestartOnExpire=true\n"
+        ))
+        .unwrap()
+        .config;
+        let d = &c.devices[0];
+        assert_eq!(d.watch_topics.len(), 2);
+        assert_eq!(d.watch_topics[0].as_str(), "a/1/#");
+        assert!(d.is_agent() && d.restart_on_expire);
+    }
+
+    #[test]
+    fn missing_mqtt_section() {
+        let e = err("[device_a]\nwatchTopics=\"a\"\n");
+        assert_eq!(e.key.as_deref(), Some("mqtt"));
+        assert!(
+            e.to_string().starts_with("test.toml: mqtt: missing [mqtt]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_server_address() {
+        let e = err("[mqtt]\nbaseTopic=\"x\"\n");
+        assert_eq!(e.key.as_deref(), Some("mqtt.serverAddress"));
+        let e = err("[mqtt]\nserverAddress=\"localhost:1883\"\n");
+        assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn broken_toml_names_the_line() {
+        let e = err(&format!("{MQTT}\n[device_a\nwatchTopics=\"a\"\n"));
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.message.contains("invalid TOML"));
+    }
+
+    #[test]
+    fn device_without_watch_topics() {
+        let e = err(&format!("{MQTT}[device_a]\nwatchTimeOut=5\n"));
+        assert_eq!(e.key.as_deref(), Some("device_a.watchTopics"));
+        assert_eq!(e.line, Some(3));
+        let e = err(&format!("{MQTT}[device_a]\nwatchTopics=[]\n"));
+        assert_eq!(e.line, Some(4));
+    }
+
+    #[test]
+    fn bad_watch_timeouts() {
+        for v in ["0", "-5", "\"60\"", "1.5", "999999999999"] {
+            let e = err(&format!(
+                "{MQTT}[device_a]\nwatchTopics=\"a\"\nwatchTimeOut={v}\n"
+            ));
+            assert_eq!(e.key.as_deref(), Some("device_a.watchTimeOut"), "{v}");
+            assert_eq!(e.line, Some(5), "{v}");
+        }
+    }
+
+    #[test]
+    fn invalid_filters_and_topics() {
+        for (k, v) in [
+            ("watchTopics", "\"a/#/b\""),
+            ("watchTopics", "\"a/b+\""),
+            ("watchTopics", "\"\""),
+            ("stateTopics", "[\"ok\", \"x#\"]"),
+            ("helloTopic", "\"a/+\""),
+            ("helloTopic", "\"\""),
+        ] {
+            let text = if k == "watchTopics" {
+                format!("{MQTT}[device_a]\n{k}={v}\n")
+            } else {
+                format!("{MQTT}[device_a]\nwatchTopics=\"a\"\n{k}={v}\n")
+            };
+            let e = err(&text);
+            assert_eq!(
+                e.key.as_deref(),
+                Some(format!("device_a.{k}").as_str()),
+                "{k}={v}"
+            );
+        }
+    }
+
+    #[test]
+    fn agent_without_exec() {
+        let e = err(&format!("{MQTT}[agent_x]\nwatchTopics=\"a\"\n"));
+        assert_eq!(e.key.as_deref(), Some("agent_x.exec"));
+    }
+
+    #[test]
+    fn duplicate_names() {
+        let e = err(&format!(
+            "{MQTT}[device_x]\nwatchTopics=\"a\"\n[agent_x]\nexec=\"true\"\nwatchTopics=\"b\"\n"
+        ));
+        assert_eq!(e.line, Some(5));
+        assert!(e.message.contains("already defined at line 3"), "{e}");
+        let e = err(&format!(
+            "{MQTT}[device_x]\nwatchTopics=\"a\"\n[device_x]\nwatchTopics=\"b\"\n"
+        ));
+        assert_eq!(e.line, Some(5), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_closest() {
+        let loaded = load_str(&format!(
+            "{MQTT}serverAdress=\"x\"\n[device_a]\nwatchTopics=\"a\"\nwatchTimeout=5\n[devices_b]\nx=1\n"
+        ))
+        .unwrap();
+        let w: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].contains("did you mean 'serverAddress'"), "{w:?}");
+        assert!(
+            w[1].contains(":6: device_a.watchTimeout") && w[1].contains("'watchTimeOut'"),
+            "{w:?}"
+        );
+        assert!(w[2].contains("devices_b"), "{w:?}");
+    }
+
+    #[test]
+    fn semicolon_comments_keep_line_numbers() {
+        let e = err(&format!(
+            "{MQTT}; a comment\n  ;another\n[device_a]\nwatchTimeOut=0\nwatchTopics=\"a\"\n"
+        ));
+        assert_eq!(e.line, Some(6));
+    }
+
+    #[test]
+    fn empty_user_is_anonymous_and_password_kept() {
+        let c = load_str("[mqtt]\nserverAddress=\"ssl://h:8883\"\nuser=\"u\"\npassword=\"p\"\n")
+            .unwrap()
+            .config;
+        assert_eq!(c.mqtt.user.as_deref(), Some("u"));
+        assert_eq!(c.mqtt.password.as_deref(), Some("p"));
+    }
+}

@@ -1,0 +1,348 @@
+//! The main loop. One thread owns all mutable state — devices, deadlines,
+//! the state store, the MQTT link — and `select!`s over the link's events,
+//! signals and a 1-second tick aligned on wall-clock seconds. Other threads
+//! only send it messages.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver};
+use log::{error, info, warn};
+
+use crate::config::{self, Config, DeviceConfig};
+use crate::link::{Incoming, Link, LinkEvent, Presence};
+use crate::routes::{scan_prefixes, Routes};
+use crate::store::{Store, StoreError};
+use crate::watchdog::{now_ms, Watch};
+
+/// Link events handled before the store batch is committed.
+const MAX_BURST: usize = 4096;
+/// Offset after each wall-clock second at which the tick runs.
+const TICK_OFFSET_MS: u64 = 5;
+const UP_WRAP: u64 = 1_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Stop,
+    Reload,
+}
+
+struct Device {
+    cfg: DeviceConfig,
+    watch: Watch,
+    hello_count: u64,
+    expired: bool,
+}
+
+pub struct Daemon {
+    config_path: PathBuf,
+    config: Config,
+    devices: Vec<Device>,
+    routes: Routes,
+    store: Store,
+    link: Link,
+    start_ms: u64,
+    up: u64,
+    replayed_at_start: bool,
+    /// Devices whose states are to be replayed once the batch is committed.
+    replay_queue: Vec<u32>,
+}
+
+impl Daemon {
+    pub fn new(
+        config_path: PathBuf,
+        config: Config,
+        store: Store,
+        link_events: crossbeam_channel::Sender<LinkEvent>,
+    ) -> anyhow::Result<Daemon> {
+        let start_ms = now_ms();
+        let presence = Presence {
+            topic: format!("{}/status", config.mqtt.base_topic),
+            online: "online",
+            offline: "offline",
+        };
+        let mut link = Link::new(&config.mqtt, presence, link_events)?;
+        let devices: Vec<Device> = config
+            .devices
+            .iter()
+            .map(|cfg| Device {
+                cfg: cfg.clone(),
+                watch: Watch::new(cfg.watch_timeout, start_ms),
+                hello_count: 0,
+                expired: false,
+            })
+            .collect();
+        let routes = Routes::build(&config.devices);
+        link.set_filters(routes.subscriptions().to_vec());
+        Ok(Daemon {
+            config_path,
+            config,
+            devices,
+            routes,
+            store,
+            link,
+            start_ms,
+            up: 0,
+            replayed_at_start: false,
+            replay_queue: Vec::new(),
+        })
+    }
+
+    /// Runs until a stop signal; then disconnects and closes the store.
+    pub fn run(
+        mut self,
+        link_rx: Receiver<LinkEvent>,
+        signals: Receiver<Signal>,
+    ) -> Result<(), StoreError> {
+        let mut next_tick = next_tick_after(Instant::now(), now_ms());
+        self.link.poll(Instant::now());
+        loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick(now);
+                next_tick = next_tick_after(Instant::now(), now_ms());
+                continue;
+            }
+            select! {
+                recv(link_rx) -> ev => {
+                    let Ok(ev) = ev else { break };
+                    self.on_link_event(ev);
+                    for ev in link_rx.try_iter().take(MAX_BURST) {
+                        self.on_link_event(ev);
+                    }
+                    self.commit_and_replay()?;
+                }
+                recv(signals) -> sig => match sig {
+                    Ok(Signal::Reload) => self.reload(),
+                    Ok(Signal::Stop) | Err(_) => break,
+                },
+                default(next_tick - now) => {}
+            }
+        }
+        info!("stopping: disconnecting and closing the database");
+        self.link.shutdown(Duration::from_secs(2));
+        self.store.close()
+    }
+
+    fn on_link_event(&mut self, ev: LinkEvent) {
+        let now = Instant::now();
+        if let LinkEvent::Message(msg) = ev {
+            self.on_message(msg, now_ms());
+            return;
+        }
+        if self.link.on_event(&ev, now) && !self.replayed_at_start {
+            self.replayed_at_start = true;
+            self.replay_all();
+        }
+    }
+
+    fn is_own_topic(&self, topic: &str) -> bool {
+        let Some(rest) = topic
+            .strip_prefix(self.config.mqtt.base_topic.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            return false;
+        };
+        matches!(rest, "up" | "status")
+            || [
+                "expired/",
+                "helloTopicCount/",
+                "startedprocess/",
+                "availability/",
+            ]
+            .iter()
+            .any(|p| rest.starts_with(p))
+    }
+
+    fn on_message(&mut self, msg: Incoming, now_ms: u64) {
+        if self.is_own_topic(&msg.topic) {
+            return;
+        }
+        if self.routes.is_state(&msg.topic) {
+            self.store.record(msg.topic.as_bytes(), &msg.payload);
+        }
+        // Retained messages sent at subscribe time are stale news.
+        if msg.retained {
+            return;
+        }
+        let devices = &mut self.devices;
+        self.routes.watchers(&msg.topic, |&i| {
+            let d = &mut devices[i as usize];
+            d.watch.contact(now_ms);
+            if d.expired {
+                d.expired = false;
+                info!("device {} is back", d.cfg.name);
+            }
+        });
+        for &i in self.routes.hello(&msg.topic) {
+            let d = &mut self.devices[i as usize];
+            d.hello_count += 1;
+            info!(
+                "hello from {} (#{}): replaying its states",
+                d.cfg.name, d.hello_count
+            );
+            self.replay_queue.push(i);
+        }
+    }
+
+    fn commit_and_replay(&mut self) -> Result<(), StoreError> {
+        self.store.commit()?;
+        let queue = std::mem::take(&mut self.replay_queue);
+        for i in queue {
+            self.replay_device(i as usize)?;
+        }
+        Ok(())
+    }
+
+    /// Republishes the stored states of one device (after its hello), never
+    /// its hello topic itself.
+    fn replay_device(&mut self, i: usize) -> Result<(), StoreError> {
+        let dev = &self.devices[i].cfg;
+        let mut states: Vec<(String, Vec<u8>)> = Vec::new();
+        for prefix in scan_prefixes(&dev.state_topics) {
+            self.store.for_each_with_prefix(prefix.as_bytes(), |k, v| {
+                let Ok(topic) = std::str::from_utf8(k) else {
+                    return;
+                };
+                if dev.hello_topic.as_deref() != Some(topic)
+                    && dev.state_topics.iter().any(|f| f.matches(topic))
+                {
+                    states.push((topic.to_string(), v.to_vec()));
+                }
+            })?;
+        }
+        let retain = self.config.mqtt.retain_states;
+        for (topic, payload) in &states {
+            self.link.publish(topic, payload, retain);
+        }
+        Ok(())
+    }
+
+    /// At the first connection: republishes every stored state that belongs
+    /// to a configured device.
+    fn replay_all(&mut self) {
+        let mut states: Vec<(String, Vec<u8>)> = Vec::new();
+        let routes = &self.routes;
+        let scan = self.store.for_each_with_prefix(b"", |k, v| {
+            if let Ok(topic) = std::str::from_utf8(k) {
+                if routes.is_state(topic) {
+                    states.push((topic.to_string(), v.to_vec()));
+                }
+            }
+        });
+        if let Err(e) = scan {
+            error!("cannot read stored states for the start-up replay: {e}");
+            return;
+        }
+        info!("replaying {} stored states", states.len());
+        let retain = self.config.mqtt.retain_states;
+        for (topic, payload) in &states {
+            self.link.publish(topic, payload, retain);
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let now_ms = now_ms();
+        self.link.poll(now);
+        self.up = (self.up + 1) % UP_WRAP;
+        let base = self.config.mqtt.base_topic.clone();
+        let up = self.up.to_string();
+        self.link
+            .publish(&format!("{base}/up"), up.as_bytes(), false);
+        for d in &mut self.devices {
+            if d.watch.is_expired(now_ms) {
+                if !d.expired {
+                    d.expired = true;
+                    warn!(
+                        "device {} expired: no message on its watch topics for {} s",
+                        d.cfg.name,
+                        d.watch.timeout_s()
+                    );
+                }
+                let deadline = d.watch.deadline_s().to_string();
+                self.link.publish(
+                    &format!("{base}/expired/{}", d.cfg.name),
+                    deadline.as_bytes(),
+                    false,
+                );
+            }
+            let count = d.hello_count.to_string();
+            self.link.publish(
+                &format!("{base}/helloTopicCount/{}", d.cfg.name),
+                count.as_bytes(),
+                false,
+            );
+        }
+    }
+
+    /// SIGHUP: re-reads the configuration. Devices that keep their name keep
+    /// their deadline and hello count; a broken file changes nothing.
+    fn reload(&mut self) {
+        let loaded = match config::load(&self.config_path) {
+            Ok(l) => l,
+            Err(e) => {
+                error!("reload rejected, keeping the running configuration: {e}");
+                return;
+            }
+        };
+        for w in &loaded.warnings {
+            warn!("{w}");
+        }
+        let new = loaded.config;
+        if new.mqtt != self.config.mqtt {
+            warn!("reload: changes to [mqtt] take effect at the next restart");
+        }
+        let now = now_ms();
+        let mut old: Vec<Option<Device>> = std::mem::take(&mut self.devices)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut devices = Vec::with_capacity(new.devices.len());
+        for cfg in &new.devices {
+            let kept = old
+                .iter_mut()
+                .find(|d| d.as_ref().is_some_and(|d| d.cfg.name == cfg.name))
+                .and_then(Option::take);
+            let device = match kept {
+                Some(mut d) => {
+                    if d.watch.timeout_s() != cfg.watch_timeout {
+                        d.watch.set_timeout(cfg.watch_timeout, self.start_ms);
+                    }
+                    if d.cfg != *cfg {
+                        info!("reload: device {} changed", cfg.name);
+                    }
+                    d.cfg = cfg.clone();
+                    d
+                }
+                None => {
+                    info!("reload: device {} added", cfg.name);
+                    Device {
+                        cfg: cfg.clone(),
+                        watch: Watch::new(cfg.watch_timeout, now),
+                        hello_count: 0,
+                        expired: false,
+                    }
+                }
+            };
+            devices.push(device);
+        }
+        for d in old.into_iter().flatten() {
+            info!("reload: device {} removed", d.cfg.name);
+        }
+        self.devices = devices;
+        self.routes = Routes::build(&new.devices);
+        self.link.set_filters(self.routes.subscriptions().to_vec());
+        self.config = new;
+        info!("configuration reloaded: {} devices", self.devices.len());
+    }
+}
+
+/// The instant of the next tick: just after a wall-clock second, at least
+/// 200 ms from now (so two ticks never run back to back).
+fn next_tick_after(now: Instant, now_ms: u64) -> Instant {
+    let mut wait = (1000 + TICK_OFFSET_MS - now_ms % 1000) % 1000;
+    if wait < 200 {
+        wait += 1000;
+    }
+    now + Duration::from_millis(wait)
+}

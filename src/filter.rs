@@ -1,0 +1,447 @@
+//! MQTT topic filters and the topic index that matches a topic against many
+//! filters at a cost that depends on the topic, not on the number of filters.
+//!
+//! Semantics (SPEC §3): `+` is one level, `#` the rest of the topic and the
+//! parent level itself (`a/#` matches `a`). A filter without any wildcard
+//! keeps the original iotmonitor's prefix behaviour at level boundaries: it
+//! matches the topic itself and every topic below it, which is exactly the
+//! MQTT filter `f/#`. Filters are normalised to that form when parsed.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// A validated, normalised MQTT topic filter.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Filter {
+    /// The normalised MQTT filter (wildcard-free filters get `/#`).
+    mqtt: String,
+}
+
+/// Why a filter or a topic was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterError {
+    Empty,
+    HashNotLast,
+    WildcardNotWholeLevel,
+    NulCharacter,
+    WildcardInTopic,
+}
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FilterError::Empty => "empty topic",
+            FilterError::HashNotLast => "'#' must be the last level of a filter",
+            FilterError::WildcardNotWholeLevel => "'+' and '#' must be a whole level",
+            FilterError::NulCharacter => "topic contains a NUL character",
+            FilterError::WildcardInTopic => "a topic (not a filter) cannot contain '+' or '#'",
+        })
+    }
+}
+
+impl Filter {
+    /// Parses a filter as written in the configuration.
+    pub fn parse(text: &str) -> Result<Filter, FilterError> {
+        if text.is_empty() {
+            return Err(FilterError::Empty);
+        }
+        if text.contains('\0') {
+            return Err(FilterError::NulCharacter);
+        }
+        let mut wildcard = false;
+        let mut levels = text.split('/').peekable();
+        while let Some(level) = levels.next() {
+            match level {
+                "#" if levels.peek().is_some() => return Err(FilterError::HashNotLast),
+                "#" | "+" => wildcard = true,
+                l if l.contains(['+', '#']) => return Err(FilterError::WildcardNotWholeLevel),
+                _ => {}
+            }
+        }
+        let mqtt = if wildcard {
+            text.to_string()
+        } else {
+            format!("{text}/#")
+        };
+        Ok(Filter { mqtt })
+    }
+
+    /// A filter for one exact topic (a helloTopic), already validated with
+    /// `validate_topic`.
+    pub fn exact(topic: &str) -> Filter {
+        Filter {
+            mqtt: topic.to_string(),
+        }
+    }
+
+    /// The MQTT filter to subscribe to and to match with.
+    pub fn as_str(&self) -> &str {
+        &self.mqtt
+    }
+
+    /// The part of every matching topic that is known in advance: the
+    /// levels before the first wildcard, without the trailing separator when
+    /// the wildcard is a `#` (so that `a/#` yields `a`, which also matches).
+    pub fn literal_prefix(&self) -> &str {
+        let end = self
+            .mqtt
+            .split('/')
+            .take_while(|l| *l != "+" && *l != "#")
+            .map(|l| l.len() + 1)
+            .sum::<usize>();
+        let prefix = &self.mqtt[..end.min(self.mqtt.len())];
+        prefix.strip_suffix('/').unwrap_or(prefix)
+    }
+
+    /// Reference matcher: does `topic` match this filter? Used for small
+    /// per-device lists and as the oracle the index is tested against.
+    pub fn matches(&self, topic: &str) -> bool {
+        if topic.starts_with('$') && (self.mqtt.starts_with('+') || self.mqtt.starts_with('#')) {
+            return false;
+        }
+        let mut t = topic.split('/');
+        for f in self.mqtt.split('/') {
+            match f {
+                "#" => return true,
+                "+" => {
+                    if t.next().is_none() {
+                        return false;
+                    }
+                }
+                lit => {
+                    if t.next() != Some(lit) {
+                        return false;
+                    }
+                }
+            }
+        }
+        t.next().is_none()
+    }
+
+    /// Does every topic matched by `other` also match `self`?
+    pub fn covers(&self, other: &Filter) -> bool {
+        let mut o = other.mqtt.split('/');
+        for f in self.mqtt.split('/') {
+            match (f, o.next()) {
+                ("#", _) => return true,
+                (_, None) | (_, Some("#")) => return false,
+                ("+", Some(_)) => {}
+                (lit, Some(ol)) if lit == ol => {}
+                _ => return false,
+            }
+        }
+        o.next().is_none()
+    }
+}
+
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.mqtt)
+    }
+}
+
+/// Checks an exact topic (a helloTopic): no wildcard, not empty.
+pub fn validate_topic(text: &str) -> Result<(), FilterError> {
+    if text.is_empty() {
+        Err(FilterError::Empty)
+    } else if text.contains('\0') {
+        Err(FilterError::NulCharacter)
+    } else if text.contains(['+', '#']) {
+        Err(FilterError::WildcardInTopic)
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(Default, Debug)]
+struct Node<V> {
+    children: HashMap<Box<str>, usize>,
+    plus: Option<usize>,
+    /// Values of filters that end here (exact level).
+    exact: Vec<V>,
+    /// Values of filters that end with `#` here: they match this level and
+    /// everything below it.
+    rest: Vec<V>,
+}
+
+/// A trie of filters. Matching walks the topic's levels once, following the
+/// literal child, the `+` child and collecting `#` values on the way, so its
+/// cost depends on the topic and on the wildcards that can match it, not on
+/// how many filters were inserted.
+#[derive(Debug)]
+pub struct TopicIndex<V> {
+    nodes: Vec<Node<V>>,
+}
+
+impl<V> Default for TopicIndex<V> {
+    fn default() -> Self {
+        TopicIndex {
+            nodes: vec![Node {
+                children: HashMap::new(),
+                plus: None,
+                exact: Vec::new(),
+                rest: Vec::new(),
+            }],
+        }
+    }
+}
+
+impl<V: Clone + PartialEq> TopicIndex<V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn new_node(&mut self) -> usize {
+        self.nodes.push(Node {
+            children: HashMap::new(),
+            plus: None,
+            exact: Vec::new(),
+            rest: Vec::new(),
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Adds `value` under `filter`. The same pair twice is stored once.
+    pub fn insert(&mut self, filter: &Filter, value: V) {
+        let mut node = 0;
+        for level in filter.as_str().split('/') {
+            node = match level {
+                "#" => {
+                    if !self.nodes[node].rest.contains(&value) {
+                        self.nodes[node].rest.push(value);
+                    }
+                    return;
+                }
+                "+" => match self.nodes[node].plus {
+                    Some(n) => n,
+                    None => {
+                        let n = self.new_node();
+                        self.nodes[node].plus = Some(n);
+                        n
+                    }
+                },
+                lit => match self.nodes[node].children.get(lit) {
+                    Some(&n) => n,
+                    None => {
+                        let n = self.new_node();
+                        self.nodes[node].children.insert(lit.into(), n);
+                        n
+                    }
+                },
+            };
+        }
+        if !self.nodes[node].exact.contains(&value) {
+            self.nodes[node].exact.push(value);
+        }
+    }
+
+    /// Calls `f` for every value whose filter matches `topic`. A value
+    /// inserted under several matching filters is reported once per filter.
+    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&V)) {
+        let dollar = topic.starts_with('$');
+        self.walk(0, Some(topic), !dollar, &mut f);
+    }
+
+    /// True when at least one filter matches `topic`.
+    pub fn matches_any(&self, topic: &str) -> bool {
+        let mut any = false;
+        self.for_each_match(topic, |_| any = true);
+        any
+    }
+
+    fn walk(&self, node: usize, rest: Option<&str>, wild_ok: bool, f: &mut impl FnMut(&V)) {
+        let n = &self.nodes[node];
+        if wild_ok {
+            n.rest.iter().for_each(&mut *f);
+        }
+        let Some(rest) = rest else {
+            n.exact.iter().for_each(f);
+            return;
+        };
+        let (level, tail) = match rest.split_once('/') {
+            Some((l, t)) => (l, Some(t)),
+            None => (rest, None),
+        };
+        if let Some(&child) = n.children.get(level) {
+            self.walk(child, tail, true, f);
+        }
+        if let (Some(plus), true) = (n.plus, wild_ok) {
+            self.walk(plus, tail, true, f);
+        }
+    }
+}
+
+/// Reduces a set of filters to those not covered by another one, so that a
+/// broker delivers each message once even when configured filters overlap
+/// (`home/#` and `home/esp/#`, or a helloTopic under a watch filter).
+pub fn minimal_cover(filters: &[Filter]) -> Vec<Filter> {
+    let mut sorted: Vec<Filter> = filters.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    // Wider filters first: fewer levels, and `#` before `+` before literals.
+    sorted.sort_by_key(|f| (f.as_str().split('/').count(), !f.as_str().ends_with('#')));
+    let mut kept: TopicIndex<usize> = TopicIndex::new();
+    let mut out: Vec<Filter> = Vec::new();
+    for f in sorted {
+        if covered(&kept, &out, &f) {
+            continue;
+        }
+        kept.insert(&f, out.len());
+        out.push(f);
+    }
+    out
+}
+
+/// Is `f` covered by one of the filters already in `index` (whose values
+/// are positions in `list`)? Every filter covering `f` matches the topic
+/// made of `f`'s levels with `+` replaced by a NUL level (which no literal
+/// can equal) and without its `#`: those are the candidates, each then
+/// checked exactly.
+fn covered(index: &TopicIndex<usize>, list: &[Filter], f: &Filter) -> bool {
+    let probe: Vec<&str> = f
+        .as_str()
+        .split('/')
+        .filter(|l| *l != "#")
+        .map(|l| if l == "+" { "\0" } else { l })
+        .collect();
+    let mut hit = false;
+    index.for_each_match(&probe.join("/"), |&i| hit |= list[i].covers(f));
+    hit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(filter: &str, topic: &str) -> bool {
+        Filter::parse(filter).unwrap().matches(topic)
+    }
+
+    #[test]
+    fn mqtt_wildcards() {
+        assert!(m("#", "a"));
+        assert!(m("#", "a/b/c"));
+        assert!(!m("#", "$SYS/x"));
+        assert!(m("+/+", "a/b"));
+        assert!(!m("+/+", "a"));
+        assert!(!m("+/+", "a/b/c"));
+        assert!(m("+/+", "/b"));
+        assert!(m("a/+/c", "a/b/c"));
+        assert!(!m("a/+/c", "a/b/d"));
+        assert!(m("a/#", "a"));
+        assert!(m("a/#", "a/b"));
+        assert!(!m("a/#", "ab"));
+        assert!(!m("a/b/#", "a/bc"));
+        assert!(m("a/b/#", "a/b"));
+        assert!(m("a/+/#", "a/x"));
+        assert!(!m("a/+/#", "a"));
+    }
+
+    #[test]
+    fn wildcard_free_filter_matches_below_at_level_boundaries() {
+        assert!(m("home/agents", "home/agents"));
+        assert!(m("home/agents", "home/agents/x"));
+        assert!(m("home/agents", "home/agents/x/y"));
+        assert!(!m("home/agents", "home/agentsX"));
+        assert!(!m("home/agents", "home"));
+        assert_eq!(Filter::parse("a/b").unwrap().as_str(), "a/b/#");
+    }
+
+    #[test]
+    fn invalid_filters_are_rejected() {
+        assert_eq!(Filter::parse(""), Err(FilterError::Empty));
+        assert_eq!(Filter::parse("a/#/b"), Err(FilterError::HashNotLast));
+        assert_eq!(
+            Filter::parse("a/b#"),
+            Err(FilterError::WildcardNotWholeLevel)
+        );
+        assert_eq!(
+            Filter::parse("a+/b"),
+            Err(FilterError::WildcardNotWholeLevel)
+        );
+        assert_eq!(Filter::parse("a\0b"), Err(FilterError::NulCharacter));
+        assert!(Filter::parse("a//b").is_ok());
+        assert_eq!(validate_topic("a/+"), Err(FilterError::WildcardInTopic));
+        assert_eq!(validate_topic(""), Err(FilterError::Empty));
+        assert!(validate_topic("home/esp04").is_ok());
+    }
+
+    #[test]
+    fn literal_prefix_stops_at_first_wildcard() {
+        let p = |f: &str| Filter::parse(f).unwrap().literal_prefix().to_string();
+        assert_eq!(p("a/b/#"), "a/b");
+        assert_eq!(p("a/b"), "a/b");
+        assert_eq!(p("a/+/c"), "a");
+        assert_eq!(p("#"), "");
+        assert_eq!(p("+/x"), "");
+    }
+
+    #[test]
+    fn index_agrees_with_reference_matcher() {
+        let filters = [
+            "#", "+", "+/+", "a", "a/#", "a/+", "a/+/c", "a/b/#", "a/bc", "+/b/#", "/", "//x",
+            "$SYS/#", "x/+/+/#",
+        ];
+        let topics = [
+            "a", "a/b", "a/bc", "a/b/c", "a/x/c", "b", "b/b", "x/b/z", "/", "", "//x", "$SYS/a",
+            "x/1/2", "x/1/2/3", "ab",
+        ];
+        let mut index = TopicIndex::new();
+        let parsed: Vec<Filter> = filters.iter().map(|f| Filter::parse(f).unwrap()).collect();
+        for (i, f) in parsed.iter().enumerate() {
+            index.insert(f, i);
+        }
+        for t in topics {
+            let mut got = Vec::new();
+            index.for_each_match(t, |&i| got.push(i));
+            got.sort();
+            let want: Vec<usize> = (0..parsed.len())
+                .filter(|&i| parsed[i].matches(t))
+                .collect();
+            assert_eq!(got, want, "topic {t:?}");
+        }
+    }
+
+    #[test]
+    fn index_handles_deep_and_odd_topics() {
+        let mut index = TopicIndex::new();
+        index.insert(&Filter::parse("a/#").unwrap(), 1);
+        let deep = "a/".repeat(10_000);
+        assert!(index.matches_any(&deep));
+        assert!(!index.matches_any("b/".repeat(10_000).as_str()));
+        assert!(!index.matches_any("\u{fffd}/\u{1}"));
+    }
+
+    #[test]
+    fn covers_is_filter_inclusion() {
+        let c = |a: &str, b: &str| Filter::parse(a).unwrap().covers(&Filter::parse(b).unwrap());
+        assert!(c("#", "a/b"));
+        assert!(c("a/#", "a/b/#"));
+        assert!(c("a/+", "a/b/c") == false);
+        assert!(c("a/+/#", "a/b/c"));
+        assert!(!c("a/b/#", "a/#"));
+        assert!(!c("a/+", "a/#"));
+        assert!(c("+/+", "a/b") == false); // a/b means a/b/#
+        assert!(c("+/#", "a/b"));
+    }
+
+    #[test]
+    fn minimal_cover_drops_covered_filters() {
+        let fs: Vec<Filter> = [
+            "home/#",
+            "home/esp/#",
+            "other/x",
+            "other/x/y",
+            "+/z/#",
+            "q/z/1",
+        ]
+        .iter()
+        .map(|f| Filter::parse(f).unwrap())
+        .collect();
+        let cover: Vec<String> = minimal_cover(&fs).iter().map(|f| f.to_string()).collect();
+        assert_eq!(cover.len(), 3, "{cover:?}");
+        assert!(cover.contains(&"home/#".to_string()));
+        assert!(cover.contains(&"other/x/#".to_string()));
+        assert!(cover.contains(&"+/z/#".to_string()));
+    }
+}

@@ -1,0 +1,262 @@
+//! The MQTT link: one Paho asynchronous client, its callbacks, connection
+//! retries and subscriptions.
+//!
+//! Paho calls back on its own threads *while holding its internal mutex*;
+//! the callbacks here only turn what happened into a `LinkEvent` and send it
+//! on an unbounded channel, so they never block and never touch state. The
+//! main loop owns the `Link` and calls it; no call here waits on the
+//! network: connects and subscribes complete through events, publishes are
+//! queued by Paho, and a publish while disconnected is dropped at once
+//! instead of blocking the caller.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use log::{debug, info, warn};
+use paho_mqtt as mqtt;
+
+use crate::backoff::Backoff;
+use crate::config::MqttConfig;
+
+/// A message received from the broker.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    /// Set by the broker on retained messages sent at subscribe time.
+    pub retained: bool,
+}
+
+#[derive(Debug)]
+pub enum LinkEvent {
+    Connected,
+    ConnectFailed(String),
+    Lost,
+    Message(Incoming),
+}
+
+/// What the daemon publishes when it connects and what the broker publishes
+/// for it when it vanishes (retained birth / last will).
+pub struct Presence {
+    pub topic: String,
+    pub online: &'static str,
+    pub offline: &'static str,
+}
+
+pub struct Link {
+    client: mqtt::AsyncClient,
+    opts: mqtt::ConnectOptions,
+    presence: Presence,
+    connected: bool,
+    /// A connect is under way (its outcome will arrive as an event).
+    connecting: bool,
+    next_attempt: Option<Instant>,
+    backoff: Backoff,
+    filters: Vec<String>,
+    events: Sender<LinkEvent>,
+}
+
+const RECONNECT_MIN: Duration = Duration::from_secs(1);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// Filters per SUBSCRIBE packet.
+const SUBSCRIBE_CHUNK: usize = 500;
+
+impl Link {
+    pub fn new(
+        cfg: &MqttConfig,
+        presence: Presence,
+        events: Sender<LinkEvent>,
+    ) -> anyhow::Result<Link> {
+        let create = mqtt::CreateOptionsBuilder::new()
+            .server_uri(&cfg.server_address)
+            .client_id(&cfg.client_id)
+            .persistence(mqtt::PersistenceType::None)
+            .mqtt_version(mqtt::MQTT_VERSION_5)
+            .finalize();
+        let client = mqtt::AsyncClient::new(create).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create an MQTT client for {}: {e}",
+                cfg.server_address
+            )
+        })?;
+
+        let tx = events.clone();
+        client.set_connected_callback(move |_| {
+            let _ = tx.send(LinkEvent::Connected);
+        });
+        let tx = events.clone();
+        client.set_connection_lost_callback(move |_| {
+            let _ = tx.send(LinkEvent::Lost);
+        });
+        let tx = events.clone();
+        client.set_message_callback(move |_, msg| {
+            if let Some(msg) = msg {
+                let _ = tx.send(LinkEvent::Message(Incoming {
+                    topic: msg.topic().to_string(),
+                    payload: msg.payload().to_vec(),
+                    retained: msg.retained(),
+                }));
+            }
+        });
+
+        let will = mqtt::Message::new_retained(&presence.topic, presence.offline, mqtt::QOS_1);
+        let mut builder = mqtt::ConnectOptionsBuilder::new_v5();
+        builder
+            .keep_alive_interval(Duration::from_secs(20))
+            .clean_start(true)
+            .connect_timeout(Duration::from_secs(10))
+            .will_message(will);
+        if let Some(user) = &cfg.user {
+            builder.user_name(user);
+        }
+        if let Some(password) = &cfg.password {
+            builder.password(password.as_str());
+        }
+        if cfg.server_address.starts_with("ssl://") || cfg.server_address.starts_with("mqtts://") {
+            builder.ssl_options(mqtt::SslOptionsBuilder::new().finalize());
+        }
+        Ok(Link {
+            client,
+            opts: builder.finalize(),
+            presence,
+            connected: false,
+            connecting: false,
+            next_attempt: Some(Instant::now()),
+            backoff: Backoff::new(RECONNECT_MIN, RECONNECT_MAX),
+            filters: Vec::new(),
+            events,
+        })
+    }
+
+    /// Starts a connection attempt when one is due. Never waits.
+    pub fn poll(&mut self, now: Instant) {
+        if self.connected || self.connecting {
+            return;
+        }
+        match self.next_attempt {
+            Some(at) if at <= now => {}
+            _ => return,
+        }
+        self.next_attempt = None;
+        self.connecting = true;
+        debug!("connecting to {}", self.client.server_uri());
+        let tx = self.events.clone();
+        // Success arrives through the connected callback (also used for
+        // reconnects); a failure through this one.
+        let _ = self.client.connect_with_callbacks(
+            self.opts.clone(),
+            |_, _| {},
+            move |_, _, rc| {
+                let _ = tx.send(LinkEvent::ConnectFailed(mqtt::Error::from(rc).to_string()));
+            },
+        );
+    }
+
+    /// Updates the link after an event; returns true when the connection
+    /// has just been (re)established, so the caller can republish.
+    pub fn on_event(&mut self, event: &LinkEvent, now: Instant) -> bool {
+        match event {
+            LinkEvent::Connected => {
+                self.connecting = false;
+                self.connected = true;
+                self.backoff.reset();
+                info!("connected to {}", self.client.server_uri());
+                self.subscribe(&self.filters.clone());
+                self.publish(
+                    &self.presence.topic.clone(),
+                    self.presence.online.as_bytes(),
+                    true,
+                );
+                true
+            }
+            LinkEvent::ConnectFailed(why) => {
+                self.connecting = false;
+                self.retry_later(
+                    now,
+                    &format!("cannot connect to {}: {why}", self.client.server_uri()),
+                );
+                false
+            }
+            LinkEvent::Lost => {
+                self.connected = false;
+                self.connecting = false;
+                self.retry_later(
+                    now,
+                    &format!("connection to {} lost", self.client.server_uri()),
+                );
+                false
+            }
+            LinkEvent::Message(_) => false,
+        }
+    }
+
+    fn retry_later(&mut self, now: Instant, why: &str) {
+        let delay = self.backoff.next_delay();
+        warn!("{why}; retrying in {} s", delay.as_secs());
+        self.next_attempt = Some(now + delay);
+    }
+
+    /// Sets the filters to subscribe to: subscribes the new ones and
+    /// unsubscribes the ones gone when connected; all of them on connect.
+    pub fn set_filters(&mut self, filters: Vec<String>) {
+        if self.connected {
+            let gone: Vec<String> = self
+                .filters
+                .iter()
+                .filter(|f| !filters.contains(f))
+                .cloned()
+                .collect();
+            let new: Vec<String> = filters
+                .iter()
+                .filter(|f| !self.filters.contains(f))
+                .cloned()
+                .collect();
+            if !gone.is_empty() {
+                let _ = self.client.unsubscribe_many(&gone);
+            }
+            self.subscribe(&new);
+        }
+        self.filters = filters;
+    }
+
+    fn subscribe(&self, filters: &[String]) {
+        // "No local": the broker does not send back what the daemon itself
+        // publishes (replayed states, its own topics).
+        for chunk in filters.chunks(SUBSCRIBE_CHUNK) {
+            let qos = vec![mqtt::QOS_0; chunk.len()];
+            let opts = vec![mqtt::SubscribeOptions::with_no_local(); chunk.len()];
+            let _ = self
+                .client
+                .subscribe_many_with_options(chunk, &qos, &opts, None);
+        }
+        debug!("subscribed to {} filters", filters.len());
+    }
+
+    /// Queues a QoS 0 publish; when the broker is away the message is
+    /// dropped at once (returns false) rather than blocking the caller.
+    pub fn publish(&mut self, topic: &str, payload: &[u8], retained: bool) -> bool {
+        if !self.connected {
+            return false;
+        }
+        let msg = mqtt::MessageBuilder::new()
+            .topic(topic)
+            .payload(payload)
+            .qos(mqtt::QOS_0)
+            .retained(retained)
+            .finalize();
+        self.client.try_publish(msg).is_ok()
+    }
+
+    /// Publishes the offline presence and disconnects, waiting at most
+    /// `timeout` (used once, at shutdown).
+    pub fn shutdown(&mut self, timeout: Duration) {
+        if !self.connected {
+            return;
+        }
+        let msg =
+            mqtt::Message::new_retained(&self.presence.topic, self.presence.offline, mqtt::QOS_1);
+        let _ = self.client.publish(msg).wait_for(timeout);
+        let _ = self.client.disconnect(None).wait_for(timeout);
+        self.connected = false;
+    }
+}

@@ -1,0 +1,210 @@
+//! iotmonitor: keeps an MQTT home/IoT system always up.
+
+mod backoff;
+mod config;
+mod daemon;
+mod dump;
+mod filter;
+mod link;
+mod routes;
+mod store;
+mod watchdog;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use log::{error, info, warn};
+
+use crate::config::Config;
+use crate::daemon::{Daemon, Signal};
+use crate::store::Store;
+
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("IOTMONITOR_GIT_COMMIT"),
+    ")"
+);
+
+/// EX_CONFIG from sysexits.h: the configuration is wrong.
+const EXIT_CONFIG: u8 = 78;
+
+/// Watches MQTT devices and agents, alerts when one goes silent, stores and
+/// replays device states, and keeps software agents running.
+#[derive(Parser, Debug)]
+#[command(name = "iotmonitor", version = VERSION, about, long_about = None)]
+#[command(subcommand_precedence_over_arg = true)]
+struct Cli {
+    /// Configuration file (same as --config)
+    #[arg(value_name = "CONFIG")]
+    config_file: Option<PathBuf>,
+
+    /// Configuration file
+    #[arg(short, long, value_name = "PATH", default_value = "config.toml")]
+    config: PathBuf,
+
+    /// State database directory (LevelDB)
+    #[arg(long, value_name = "PATH", default_value = "iotdb.leveldb")]
+    database: PathBuf,
+
+    /// Validate the configuration, print a summary and exit
+    #[arg(long)]
+    check: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the stored states, one "topic<TAB>payload" line each
+    Dump,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let config_path = cli.config_file.clone().unwrap_or(cli.config.clone());
+    match cli.command {
+        Some(Command::Dump) => return dump::run(&cli.database),
+        None if cli.check => return check(&config_path),
+        None => {}
+    }
+    info!(
+        "iotmonitor {VERSION} starting: config {}, database {}",
+        config_path.display(),
+        cli.database.display()
+    );
+    let Some(config) = load_config(&config_path) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let store = match Store::open(&cli.database) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(config_path, config, store) {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config_path: PathBuf, config: Config, store: Store) -> anyhow::Result<()> {
+    let (link_tx, link_rx) = crossbeam_channel::unbounded();
+    let signals = signal_channel()?;
+    let daemon = Daemon::new(config_path, config, store, link_tx)?;
+    daemon.run(link_rx, signals)?;
+    Ok(())
+}
+
+/// A thread turning SIGTERM/SIGINT/SIGHUP into messages for the main loop.
+fn signal_channel() -> anyhow::Result<crossbeam_channel::Receiver<Signal>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let msg = if sig == SIGHUP {
+                    Signal::Reload
+                } else {
+                    Signal::Stop
+                };
+                info!("received signal {sig}");
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(rx)
+}
+
+/// Loads the configuration, logging warnings; logs the error and returns
+/// None when it is invalid.
+fn load_config(path: &Path) -> Option<Config> {
+    match config::load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                warn!("{w}");
+            }
+            warn_if_password_readable(path, &loaded.config);
+            Some(loaded.config)
+        }
+        Err(e) => {
+            error!("{e}");
+            None
+        }
+    }
+}
+
+fn warn_if_password_readable(path: &Path, config: &Config) {
+    use std::os::unix::fs::PermissionsExt;
+    if config.mqtt.password.is_none() {
+        return;
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o004 != 0 {
+            warn!(
+                "{} holds a password and is readable by every user: chmod 600 it",
+                path.display()
+            );
+        }
+    }
+}
+
+/// `--check`: validate and print a summary (never the password).
+fn check(path: &Path) -> ExitCode {
+    let Some(config) = load_config(path) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let m = &config.mqtt;
+    let agents = config.devices.iter().filter(|d| d.is_agent()).count();
+    println!("{}: configuration is valid", path.display());
+    println!(
+        "broker {} as client id '{}', {}, base topic {}{}",
+        m.server_address,
+        m.client_id,
+        match (&m.user, &m.password) {
+            (Some(u), Some(_)) => format!("user '{u}' with a password"),
+            (Some(u), None) => format!("user '{u}' without password"),
+            (None, _) => "anonymous".to_string(),
+        },
+        m.base_topic,
+        if m.retain_states {
+            ", states replayed retained"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{} devices, {} of them agents",
+        config.devices.len(),
+        agents
+    );
+    for d in &config.devices {
+        let list =
+            |fs: &[filter::Filter]| fs.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ");
+        println!(
+            "  {} {}: timeout {} s, watch [{}], state [{}], hello {}",
+            if d.is_agent() { "agent " } else { "device" },
+            d.name,
+            d.watch_timeout,
+            list(&d.watch_topics),
+            list(&d.state_topics),
+            d.hello_topic.as_deref().unwrap_or("-"),
+        );
+    }
+    ExitCode::SUCCESS
+}
