@@ -275,29 +275,28 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
 /// broker delivers each message once even when configured filters overlap
 /// (`home/#` and `home/esp/#`, or a helloTopic under a watch filter).
 pub fn minimal_cover(filters: &[Filter]) -> Vec<Filter> {
-    let mut sorted: Vec<Filter> = filters.to_vec();
-    sorted.sort();
-    sorted.dedup();
-    // Wider filters first: fewer levels, and `#` before `+` before literals.
-    sorted.sort_by_key(|f| (f.as_str().split('/').count(), !f.as_str().ends_with('#')));
-    let mut kept: TopicIndex<usize> = TopicIndex::new();
-    let mut out: Vec<Filter> = Vec::new();
-    for f in sorted {
-        if covered(&kept, &out, &f) {
-            continue;
-        }
-        kept.insert(&f, out.len());
-        out.push(f);
+    let mut all: Vec<Filter> = filters.to_vec();
+    all.sort();
+    all.dedup();
+    let mut index: TopicIndex<usize> = TopicIndex::new();
+    for (i, f) in all.iter().enumerate() {
+        index.insert(f, i);
     }
-    out
+    // Distinct filters never cover each other both ways, so dropping every
+    // filter covered by another one keeps exactly the widest ones.
+    (0..all.len())
+        .filter(|&i| !covered(&index, &all, i))
+        .map(|i| all[i].clone())
+        .collect()
 }
 
-/// Is `f` covered by one of the filters already in `index` (whose values
-/// are positions in `list`)? Every filter covering `f` matches the topic
-/// made of `f`'s levels with `+` replaced by a NUL level (which no literal
+/// Is `list[me]` covered by another filter of `list` (all in `index`)?
+/// Every filter covering it matches the topic made of its levels with `+`
+/// replaced by a NUL level (which no literal
 /// can equal) and without its `#`: those are the candidates, each then
 /// checked exactly.
-fn covered(index: &TopicIndex<usize>, list: &[Filter], f: &Filter) -> bool {
+fn covered(index: &TopicIndex<usize>, list: &[Filter], me: usize) -> bool {
+    let f = &list[me];
     let probe: Vec<&str> = f
         .as_str()
         .split('/')
@@ -305,7 +304,7 @@ fn covered(index: &TopicIndex<usize>, list: &[Filter], f: &Filter) -> bool {
         .map(|l| if l == "+" { "\0" } else { l })
         .collect();
     let mut hit = false;
-    index.for_each_match(&probe.join("/"), |&i| hit |= list[i].covers(f));
+    index.for_each_match(&probe.join("/"), |&i| hit |= i != me && list[i].covers(f));
     hit
 }
 

@@ -1,0 +1,363 @@
+//! Test harness: a real mosquitto on a free loopback port, the real
+//! iotmonitor binary in a temporary directory, and a real MQTT client.
+//! Everything started here is stopped by pid when dropped.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use paho_mqtt as mqtt;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_iotmonitor");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn mosquitto_bin() -> PathBuf {
+    for p in [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!("mosquitto is not installed: run ./scripts/test.sh, which installs it");
+}
+
+/// A mosquitto broker listening on 127.0.0.1:port.
+pub struct Broker {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        Broker::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = Broker {
+            port,
+            child: None,
+            dir,
+        };
+        b.restart();
+        b
+    }
+
+    /// (Re)starts the broker process on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let conf = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+                self.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The `[mqtt]` section for a broker port with base topic `base`.
+pub fn mqtt_section(port: u16, base: &str) -> String {
+    format!(
+        "[mqtt]\nserverAddress=\"tcp://127.0.0.1:{port}\"\nbaseTopic=\"{base}\"\nclientid=\"iotmonitor-{base}\"\n\n"
+    )
+}
+
+/// The iotmonitor binary running in a directory.
+pub struct Iotmonitor {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Iotmonitor {
+    /// Starts the binary in `dir` with `args`; stderr goes to
+    /// `dir/iotmonitor-<n>.log`.
+    pub fn start(dir: &Path, args: &[&str]) -> Iotmonitor {
+        let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        let log = dir.join(format!("iotmonitor-{n}.log"));
+        let child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start iotmonitor");
+        Iotmonitor {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Waits for the process to exit by itself (at most `timeout`).
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait(Duration::from_secs(15))
+            .expect("iotmonitor did not stop within 15 s of SIGTERM")
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Iotmonitor {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs the binary to completion (for --check, bad configs, dump).
+pub fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    let mut err = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("iotmonitor {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    (code, out, err)
+}
+
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retained: bool,
+    /// Epoch milliseconds when the test received it.
+    pub at_ms: u64,
+}
+
+impl Msg {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+}
+
+/// An MQTT client subscribed to some filters, collecting what arrives.
+pub struct Client {
+    client: mqtt::Client,
+    rx: mqtt::SyncReceiver<Option<mqtt::Message>>,
+}
+
+static CLIENT_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Client {
+    pub fn connect(port: u16, filters: &[&str]) -> Client {
+        let n = CLIENT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let create = mqtt::CreateOptionsBuilder::new()
+            .server_uri(format!("tcp://127.0.0.1:{port}"))
+            .client_id(format!("test-{}-{n}", std::process::id()))
+            .persistence(mqtt::PersistenceType::None)
+            .finalize();
+        let client = mqtt::Client::new(create).unwrap();
+        let rx = client.start_consuming();
+        let opts = mqtt::ConnectOptionsBuilder::new()
+            .clean_session(true)
+            .connect_timeout(Duration::from_secs(5))
+            .finalize();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client.connect(opts.clone()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "test client cannot connect to {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if !filters.is_empty() {
+            let qos = vec![0; filters.len()];
+            client.subscribe_many(filters, &qos).unwrap();
+        }
+        Client { client, rx }
+    }
+
+    pub fn publish(&self, topic: &str, payload: &[u8]) {
+        self.client
+            .publish(mqtt::Message::new(topic, payload, 1))
+            .unwrap();
+    }
+
+    pub fn publish_retained(&self, topic: &str, payload: &[u8]) {
+        self.client
+            .publish(mqtt::Message::new_retained(topic, payload, 1))
+            .unwrap();
+    }
+
+    /// Next message within `timeout`.
+    pub fn next(&self, timeout: Duration) -> Option<Msg> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(Some(m)) => Some(Msg {
+                topic: m.topic().to_string(),
+                payload: m.payload().to_vec(),
+                retained: m.retained(),
+                at_ms: epoch_ms(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The first message satisfying `pred` within `timeout`.
+    pub fn wait_for(&self, timeout: Duration, mut pred: impl FnMut(&Msg) -> bool) -> Option<Msg> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            if let Some(m) = self.next(left) {
+                if pred(&m) {
+                    return Some(m);
+                }
+            }
+        }
+    }
+
+    /// The first message on `topic` within `timeout`.
+    pub fn wait_topic(&self, topic: &str, timeout: Duration) -> Option<Msg> {
+        self.wait_for(timeout, |m| m.topic == topic)
+    }
+
+    /// Everything that arrives during `duration`.
+    pub fn collect(&self, duration: Duration) -> Vec<Msg> {
+        let deadline = Instant::now() + duration;
+        let mut out = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if let Some(m) = self.next(left) {
+                out.push(m);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.client.disconnect(None);
+    }
+}
+
+/// A temporary directory holding `config.toml` with `text`.
+pub fn workdir(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), text).unwrap();
+    dir
+}
