@@ -148,11 +148,10 @@ fn semicolon_comments(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_start();
-        if trimmed.starts_with(';') {
-            let indent = line.len() - trimmed.len();
-            out.push_str(&line[..indent]);
+        if let Some(comment) = trimmed.strip_prefix(';') {
+            out.push_str(&line[..line.len() - trimmed.len()]);
             out.push('#');
-            out.push_str(&trimmed[1..]);
+            out.push_str(comment);
         } else {
             out.push_str(line);
         }

@@ -416,11 +416,11 @@ mod tests {
         let c = |a: &str, b: &str| Filter::parse(a).unwrap().covers(&Filter::parse(b).unwrap());
         assert!(c("#", "a/b"));
         assert!(c("a/#", "a/b/#"));
-        assert!(c("a/+", "a/b/c") == false);
+        assert!(!c("a/+", "a/b/c"));
         assert!(c("a/+/#", "a/b/c"));
         assert!(!c("a/b/#", "a/#"));
         assert!(!c("a/+", "a/#"));
-        assert!(c("+/+", "a/b") == false); // a/b means a/b/#
+        assert!(!c("+/+", "a/b")); // a/b means a/b/#
         assert!(c("+/#", "a/b"));
     }
 

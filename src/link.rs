@@ -143,13 +143,13 @@ impl Link {
         let tx = self.events.clone();
         // Success arrives through the connected callback (also used for
         // reconnects); a failure through this one.
-        let _ = self.client.connect_with_callbacks(
+        drop(self.client.connect_with_callbacks(
             self.opts.clone(),
             |_, _| {},
             move |_, _, rc| {
                 let _ = tx.send(LinkEvent::ConnectFailed(mqtt::Error::from(rc).to_string()));
             },
-        );
+        ));
     }
 
     /// Updates the link after an event; returns true when the connection
@@ -212,7 +212,7 @@ impl Link {
                 .cloned()
                 .collect();
             if !gone.is_empty() {
-                let _ = self.client.unsubscribe_many(&gone);
+                drop(self.client.unsubscribe_many(&gone));
             }
             self.subscribe(&new);
         }
@@ -225,9 +225,10 @@ impl Link {
         for chunk in filters.chunks(SUBSCRIBE_CHUNK) {
             let qos = vec![mqtt::QOS_0; chunk.len()];
             let opts = vec![mqtt::SubscribeOptions::with_no_local(); chunk.len()];
-            let _ = self
-                .client
-                .subscribe_many_with_options(chunk, &qos, &opts, None);
+            drop(
+                self.client
+                    .subscribe_many_with_options(chunk, &qos, &opts, None),
+            );
         }
         debug!("subscribed to {} filters", filters.len());
     }

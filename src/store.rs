@@ -30,12 +30,13 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database directory at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let mut opts = Options::default();
-        opts.create_if_missing = true;
         // With log reuse, a torn record left by a crash can make recovery
         // silently drop every later write: always start a fresh log.
-        opts.reuse_logs = false;
-        opts.paranoid_checks = false;
+        let opts = Options {
+            create_if_missing: true,
+            reuse_logs: false,
+            ..Default::default()
+        };
         let result = quietly(|| DB::open(path, opts));
         let db = match result {
             Ok(Ok(db)) => db,
@@ -73,7 +74,7 @@ impl Store {
         if self.batch.count() == 0 {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.batch, WriteBatch::default());
+        let batch = std::mem::take(&mut self.batch);
         let db = &mut self.db;
         match quietly(|| db.write(batch, true)) {
             Ok(Ok(())) => Ok(()),

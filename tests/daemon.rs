@@ -185,14 +185,12 @@ fn hello_counts_and_replays_only_its_device_states() {
     );
     let count = msgs
         .iter()
-        .filter(|m| m.topic == "t/hel/mon/helloTopicCount/a")
-        .next_back()
+        .rfind(|m| m.topic == "t/hel/mon/helloTopicCount/a")
         .expect("hello count");
     assert_eq!(count.text(), "1");
     let count_b = msgs
         .iter()
-        .filter(|m| m.topic == "t/hel/mon/helloTopicCount/b")
-        .next_back()
+        .rfind(|m| m.topic == "t/hel/mon/helloTopicCount/b")
         .expect("hello count b");
     assert_eq!(count_b.text(), "0");
     // Device b: the shared wildcard state and its own.
