@@ -37,7 +37,16 @@ const DEVICE_KEYS: &[&str] = &[
     "exec",
     "restartOnExpire",
 ];
-const SECTIONS: &[&str] = &["mqtt", "device_<name>", "agent_<name>"];
+const HTTP_KEYS: &[&str] = &["bind"];
+const HA_KEYS: &[&str] = &["discovery", "prefix"];
+const SECTIONS: &[&str] = &[
+    "mqtt",
+    "http",
+    "homeassistant",
+    "device_<name>",
+    "agent_<name>",
+];
+pub const DEFAULT_HA_PREFIX: &str = "homeassistant";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttConfig {
@@ -67,11 +76,22 @@ impl DeviceConfig {
     }
 }
 
+/// `[homeassistant]`: MQTT discovery of one connectivity binary_sensor per
+/// device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HomeAssistant {
+    pub prefix: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub mqtt: MqttConfig,
     /// In file order.
     pub devices: Vec<DeviceConfig>,
+    /// `[http] bind`: the status page address, off when absent.
+    pub http_bind: Option<std::net::SocketAddr>,
+    /// Set when `[homeassistant] discovery=true`.
+    pub homeassistant: Option<HomeAssistant>,
 }
 
 /// A configuration problem, located in the file.
@@ -204,6 +224,8 @@ impl Parser<'_> {
         entries.sort_by_key(|(k, _)| k.span().start);
 
         let mut mqtt = None;
+        let mut http_bind = None;
+        let mut homeassistant = None;
         let mut devices: Vec<DeviceConfig> = Vec::new();
         let mut names: HashMap<String, usize> = HashMap::new();
         for (key, value) in entries {
@@ -221,6 +243,12 @@ impl Parser<'_> {
             };
             let kind = if section == "mqtt" {
                 mqtt = Some(self.mqtt(table)?);
+                continue;
+            } else if section == "http" {
+                http_bind = self.http(table)?;
+                continue;
+            } else if section == "homeassistant" {
+                homeassistant = self.homeassistant(table)?;
                 continue;
             } else if let Some(name) = section.strip_prefix("device_") {
                 (name, false)
@@ -259,7 +287,57 @@ impl Parser<'_> {
             key: Some("mqtt".into()),
             message: "missing [mqtt] section (with serverAddress=\"tcp://host:1883\")".into(),
         })?;
-        Ok(Config { mqtt, devices })
+        Ok(Config {
+            mqtt,
+            devices,
+            http_bind,
+            homeassistant,
+        })
+    }
+
+    fn http(&mut self, table: &DeTable<'_>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        let mut bind = None;
+        for (key, value) in Self::sorted(table) {
+            let k = key.get_ref().as_ref();
+            let path = format!("http.{k}");
+            if k == "bind" {
+                let s = self.string(&path, value)?;
+                let addr = s.parse().map_err(|_| {
+                    self.error(
+                        value.span(),
+                        &path,
+                        format!("'{s}' is not an address:port such as 127.0.0.1:8079"),
+                    )
+                })?;
+                bind = Some(addr);
+            } else {
+                let hint = suggestion(k, HTTP_KEYS);
+                self.warn(key.span(), path, format!("unknown key, ignored{hint}"));
+            }
+        }
+        Ok(bind)
+    }
+
+    fn homeassistant(&mut self, table: &DeTable<'_>) -> Result<Option<HomeAssistant>, ConfigError> {
+        let mut discovery = false;
+        let mut prefix = DEFAULT_HA_PREFIX.to_string();
+        for (key, value) in Self::sorted(table) {
+            let k = key.get_ref().as_ref();
+            let path = format!("homeassistant.{k}");
+            match k {
+                "discovery" => discovery = self.boolean(&path, value)?,
+                "prefix" => {
+                    prefix = self.string(&path, value)?;
+                    validate_topic(&prefix)
+                        .map_err(|e| self.error(value.span(), &path, e.to_string()))?;
+                }
+                other => {
+                    let hint = suggestion(other, HA_KEYS);
+                    self.warn(key.span(), path, format!("unknown key, ignored{hint}"));
+                }
+            }
+        }
+        Ok(discovery.then_some(HomeAssistant { prefix }))
     }
 
     fn sorted<'t, 'i>(table: &'t DeTable<'i>) -> Vec<Entry<'t, 'i>> {
@@ -672,6 +750,21 @@ watchTopics="home/agents/ledbox/#"
             "{MQTT}; a comment\n  ;another\n[device_a]\nwatchTimeOut=0\nwatchTopics=\"a\"\n"
         ));
         assert_eq!(e.line, Some(6));
+    }
+
+    #[test]
+    fn http_and_homeassistant_sections() {
+        let c = load_str(&format!(
+            "{MQTT}[http]\nbind=\"127.0.0.1:8079\"\n[homeassistant]\ndiscovery=true\n"
+        ))
+        .unwrap()
+        .config;
+        assert_eq!(c.http_bind, Some("127.0.0.1:8079".parse().unwrap()));
+        assert_eq!(c.homeassistant.unwrap().prefix, "homeassistant");
+        let c = load_str(MQTT).unwrap().config;
+        assert_eq!((c.http_bind, c.homeassistant), (None, None));
+        let e = err(&format!("{MQTT}[http]\nbind=\"localhost\"\n"));
+        assert_eq!((e.key.as_deref(), e.line), (Some("http.bind"), Some(4)));
     }
 
     #[test]

@@ -10,8 +10,10 @@ use crossbeam_channel::{select, Receiver};
 use log::{error, info, warn};
 
 use crate::config::{self, Config, DeviceConfig};
+use crate::http::{Query, Reply, Request};
 use crate::link::{Incoming, Link, LinkEvent, Presence};
 use crate::routes::{scan_prefixes, Routes};
+use crate::status::{self, Counters, DeviceStatus};
 use crate::store::{Store, StoreError};
 use crate::watchdog::{now_ms, Watch};
 
@@ -46,6 +48,8 @@ pub struct Daemon {
     replayed_at_start: bool,
     /// Devices whose states are to be replayed once the batch is committed.
     replay_queue: Vec<u32>,
+    messages: u64,
+    states_stored: u64,
 }
 
 impl Daemon {
@@ -73,7 +77,7 @@ impl Daemon {
             })
             .collect();
         let routes = Routes::build(&config.devices);
-        link.set_filters(routes.subscriptions().to_vec());
+        link.set_filters(subscriptions(&config, &routes));
         Ok(Daemon {
             config_path,
             config,
@@ -85,6 +89,8 @@ impl Daemon {
             up: 0,
             replayed_at_start: false,
             replay_queue: Vec::new(),
+            messages: 0,
+            states_stored: 0,
         })
     }
 
@@ -93,6 +99,7 @@ impl Daemon {
         mut self,
         link_rx: Receiver<LinkEvent>,
         signals: Receiver<Signal>,
+        control: Receiver<Request>,
     ) -> Result<(), StoreError> {
         let mut next_tick = next_tick_after(Instant::now(), now_ms());
         self.link.poll(Instant::now());
@@ -112,6 +119,11 @@ impl Daemon {
                     }
                     self.commit_and_replay()?;
                 }
+                recv(control) -> req => {
+                    if let Ok(req) = req {
+                        let _ = req.reply.send(self.answer(req.query));
+                    }
+                }
                 recv(signals) -> sig => match sig {
                     Ok(Signal::Reload) => self.reload(),
                     Ok(Signal::Stop) | Err(_) => break,
@@ -130,10 +142,104 @@ impl Daemon {
             self.on_message(msg, now_ms());
             return;
         }
-        if self.link.on_event(&ev, now) && !self.replayed_at_start {
+        if !self.link.on_event(&ev, now) {
+            return;
+        }
+        for i in 0..self.devices.len() {
+            self.publish_availability(i);
+        }
+        self.publish_discovery();
+        if !self.replayed_at_start {
             self.replayed_at_start = true;
             self.replay_all();
         }
+    }
+
+    fn publish_availability(&mut self, i: usize) {
+        let d = &self.devices[i];
+        let topic = format!(
+            "{}/availability/{}",
+            self.config.mqtt.base_topic, d.cfg.name
+        );
+        let state = if d.expired { "offline" } else { "online" };
+        self.link.publish(&topic, state.as_bytes(), true);
+    }
+
+    /// Home Assistant MQTT discovery: one connectivity binary_sensor per
+    /// device, retained, republished when Home Assistant comes online.
+    fn publish_discovery(&mut self) {
+        let Some(ha) = &self.config.homeassistant else {
+            return;
+        };
+        let mut out = Vec::with_capacity(self.devices.len());
+        for d in &self.devices {
+            out.push(discovery(&self.config, &ha.prefix, &d.cfg));
+        }
+        for (topic, payload) in out {
+            self.link.publish(&topic, payload.as_bytes(), true);
+        }
+    }
+
+    /// Clears the retained availability and discovery of a removed device.
+    fn forget_device(&mut self, cfg: &DeviceConfig) {
+        let topic = format!("{}/availability/{}", self.config.mqtt.base_topic, cfg.name);
+        self.link.publish(&topic, b"", true);
+        if let Some(ha) = &self.config.homeassistant {
+            let (topic, _) = discovery(&self.config, &ha.prefix, cfg);
+            self.link.publish(&topic, b"", true);
+        }
+    }
+
+    fn answer(&self, query: Query) -> Reply {
+        let now = now_ms();
+        match query {
+            Query::Health => Reply {
+                status: 200,
+                content_type: "text/plain; charset=utf-8",
+                body: format!(
+                    "ok\nbroker {}\n",
+                    if self.link.is_connected() {
+                        "connected"
+                    } else {
+                        "disconnected"
+                    }
+                ),
+            },
+            Query::Status => Reply {
+                status: 200,
+                content_type: "application/json",
+                body: status::status_json(&self.snapshot()),
+            },
+            Query::Metrics => Reply {
+                status: 200,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                body: status::metrics(
+                    &self.snapshot(),
+                    &Counters {
+                        messages: self.messages,
+                        states_stored: self.states_stored,
+                        connected: self.link.is_connected(),
+                        uptime_s: now.saturating_sub(self.start_ms) / 1000,
+                    },
+                ),
+            },
+        }
+    }
+
+    fn snapshot(&self) -> Vec<DeviceStatus> {
+        self.devices
+            .iter()
+            .map(|d| DeviceStatus {
+                name: d.cfg.name.clone(),
+                agent: d.cfg.is_agent(),
+                expired: d.expired,
+                last_contact_s: d.watch.last_contact_ms().map(|ms| ms / 1000),
+                deadline_s: d.watch.deadline_s(),
+                hello_count: d.hello_count,
+                pid: None,
+                restarts: 0,
+            })
+            .collect()
     }
 
     fn is_own_topic(&self, topic: &str) -> bool {
@@ -155,25 +261,37 @@ impl Daemon {
     }
 
     fn on_message(&mut self, msg: Incoming, now_ms: u64) {
+        self.messages += 1;
         if self.is_own_topic(&msg.topic) {
             return;
         }
+        if let Some(ha) = &self.config.homeassistant {
+            if msg.topic == format!("{}/status", ha.prefix) && msg.payload == b"online" {
+                self.publish_discovery();
+            }
+        }
         if self.routes.is_state(&msg.topic) {
             self.store.record(msg.topic.as_bytes(), &msg.payload);
+            self.states_stored += 1;
         }
         // Retained messages sent at subscribe time are stale news.
         if msg.retained {
             return;
         }
         let devices = &mut self.devices;
+        let mut back = Vec::new();
         self.routes.watchers(&msg.topic, |&i| {
             let d = &mut devices[i as usize];
             d.watch.contact(now_ms);
             if d.expired {
                 d.expired = false;
                 info!("device {} is back", d.cfg.name);
+                back.push(i as usize);
             }
         });
+        for i in back {
+            self.publish_availability(i);
+        }
         for &i in self.routes.hello(&msg.topic) {
             let d = &mut self.devices[i as usize];
             d.hello_count += 1;
@@ -249,7 +367,8 @@ impl Daemon {
         let up = self.up.to_string();
         self.link
             .publish(&format!("{base}/up"), up.as_bytes(), false);
-        for d in &mut self.devices {
+        for i in 0..self.devices.len() {
+            let d = &mut self.devices[i];
             if d.watch.is_expired(now_ms) {
                 if !d.expired {
                     d.expired = true;
@@ -258,7 +377,9 @@ impl Daemon {
                         d.cfg.name,
                         d.watch.timeout_s()
                     );
+                    self.publish_availability(i);
                 }
+                let d = &self.devices[i];
                 let deadline = d.watch.deadline_s().to_string();
                 self.link.publish(
                     &format!("{base}/expired/{}", d.cfg.name),
@@ -266,6 +387,7 @@ impl Daemon {
                     false,
                 );
             }
+            let d = &self.devices[i];
             let count = d.hello_count.to_string();
             self.link.publish(
                 &format!("{base}/helloTopicCount/{}", d.cfg.name),
@@ -328,13 +450,68 @@ impl Daemon {
         }
         for d in old.into_iter().flatten() {
             info!("reload: device {} removed", d.cfg.name);
+            self.forget_device(&d.cfg);
         }
         self.devices = devices;
         self.routes = Routes::build(&new.devices);
-        self.link.set_filters(self.routes.subscriptions().to_vec());
+        self.link.set_filters(subscriptions(&new, &self.routes));
         self.config = new;
+        for i in 0..self.devices.len() {
+            self.publish_availability(i);
+        }
+        self.publish_discovery();
         info!("configuration reloaded: {} devices", self.devices.len());
     }
+}
+
+/// The broker subscriptions: every configured filter, and Home Assistant's
+/// status topic when discovery is on.
+fn subscriptions(config: &Config, routes: &Routes) -> Vec<String> {
+    let mut subs = routes.subscriptions().to_vec();
+    if let Some(ha) = &config.homeassistant {
+        subs.push(format!("{}/status", ha.prefix));
+    }
+    subs
+}
+
+/// Topic and payload of the Home Assistant discovery config of a device.
+fn discovery(config: &Config, prefix: &str, d: &DeviceConfig) -> (String, String) {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let node = clean(&config.mqtt.client_id);
+    let object = clean(&d.name);
+    let base = &config.mqtt.base_topic;
+    let payload = serde_json::json!({
+        "name": d.name,
+        "unique_id": format!("iotmonitor_{node}_{object}"),
+        "object_id": format!("iotmonitor_{object}"),
+        "device_class": "connectivity",
+        "state_topic": format!("{base}/availability/{}", d.name),
+        "payload_on": "online",
+        "payload_off": "offline",
+        "availability_topic": format!("{base}/status"),
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": {
+            "identifiers": [format!("iotmonitor_{node}")],
+            "name": format!("iotmonitor {}", config.mqtt.client_id),
+            "manufacturer": "iotmonitor",
+            "sw_version": crate::VERSION,
+        },
+    });
+    (
+        format!("{prefix}/binary_sensor/{node}/{object}/config"),
+        payload.to_string(),
+    )
 }
 
 /// The instant of the next tick: just after a wall-clock second, at least

@@ -128,6 +128,10 @@ impl Link {
         })
     }
 
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
     /// Starts a connection attempt when one is due. Never waits.
     pub fn poll(&mut self, now: Instant) {
         if self.connected || self.connecting {

@@ -5,8 +5,10 @@ mod config;
 mod daemon;
 mod dump;
 mod filter;
+mod http;
 mod link;
 mod routes;
+mod status;
 mod store;
 mod watchdog;
 
@@ -103,8 +105,12 @@ fn main() -> ExitCode {
 fn run(config_path: PathBuf, config: Config, store: Store) -> anyhow::Result<()> {
     let (link_tx, link_rx) = crossbeam_channel::unbounded();
     let signals = signal_channel()?;
+    let (control_tx, control_rx) = crossbeam_channel::unbounded();
+    if let Some(addr) = config.http_bind {
+        http::spawn(addr, control_tx)?;
+    }
     let daemon = Daemon::new(config_path, config, store, link_tx)?;
-    daemon.run(link_rx, signals)?;
+    daemon.run(link_rx, signals, control_rx)?;
     Ok(())
 }
 

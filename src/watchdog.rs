@@ -59,6 +59,10 @@ impl Watch {
         self.deadline_s
     }
 
+    pub fn last_contact_ms(&self) -> Option<u64> {
+        self.last_contact_ms
+    }
+
     pub fn is_expired(&self, now_ms: u64) -> bool {
         now_ms >= self.deadline_s * 1000
     }

@@ -1,0 +1,183 @@
+//! Operations: availability topics, last will, Home Assistant discovery and
+//! the HTTP status endpoint, against a real mosquitto.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+
+const S: Duration = Duration::from_secs(1);
+
+fn http_get(port: u16, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(10 * S)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_string(), body.to_string())
+}
+
+fn wait_http(port: u16) {
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("status page did not listen on {port}");
+}
+
+#[test]
+fn availability_follows_expiry_and_recovery() {
+    let broker = Broker::start();
+    let dir = workdir(&format!(
+        "{}[device_d]\nwatchTimeOut=2\nwatchTopics=\"t/av/d/#\"\n",
+        mqtt_section(broker.port, "t/av/mon")
+    ));
+    let c = Client::connect(broker.port, &["t/av/mon/availability/#"]);
+    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    let first = c
+        .wait_topic("t/av/mon/availability/d", 10 * S)
+        .expect("initial availability");
+    assert_eq!((first.text().as_str(), first.retained), ("online", false));
+    let off = c
+        .wait_topic("t/av/mon/availability/d", 10 * S)
+        .expect("offline on expiry");
+    assert_eq!(off.text(), "offline");
+    c.publish("t/av/d/x", b"1");
+    let on = c
+        .wait_topic("t/av/mon/availability/d", 5 * S)
+        .expect("online on activity");
+    assert_eq!(on.text(), "online");
+    // It is retained: a newcomer learns the current state at once.
+    let late = Client::connect(broker.port, &["t/av/mon/availability/d"]);
+    let m = late.wait_topic("t/av/mon/availability/d", 5 * S).unwrap();
+    assert!(m.retained);
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn last_will_says_offline_when_killed() {
+    let broker = Broker::start();
+    let dir = workdir(&mqtt_section(broker.port, "t/will"));
+    let c = Client::connect(broker.port, &["t/will/status"]);
+    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    assert_eq!(
+        c.wait_topic("t/will/status", 10 * S).unwrap().text(),
+        "online"
+    );
+    daemon.kill9();
+    let m = c.wait_topic("t/will/status", 10 * S).expect("last will");
+    assert_eq!(m.text(), "offline");
+    let late = Client::connect(broker.port, &["t/will/status"]);
+    let m = late.wait_topic("t/will/status", 5 * S).unwrap();
+    assert!(m.retained && m.text() == "offline");
+}
+
+#[test]
+fn home_assistant_discovery() {
+    let broker = Broker::start();
+    let dir = workdir(&format!(
+        "{}[homeassistant]\ndiscovery=true\nprefix=\"t/ha\"\n[\"device_esp 1\"]\nwatchTopics=\"t/hadev/#\"\n",
+        mqtt_section(broker.port, "t/hamon")
+    ));
+    let c = Client::connect(broker.port, &["t/ha/#"]);
+    let _daemon = Iotmonitor::start(dir.path(), &[]);
+    let m = c
+        .wait_for(10 * S, |m| m.topic.starts_with("t/ha/binary_sensor/"))
+        .expect("discovery config");
+    assert_eq!(
+        m.topic,
+        "t/ha/binary_sensor/iotmonitor-t_hamon/esp_1/config"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(v["device_class"], "connectivity");
+    assert_eq!(v["name"], "esp 1");
+    assert_eq!(v["state_topic"], "t/hamon/availability/esp 1");
+    assert_eq!(v["availability_topic"], "t/hamon/status");
+    assert_eq!(v["payload_on"], "online");
+    assert!(v["unique_id"].as_str().unwrap().contains("esp_1"));
+    // Home Assistant restarting asks for the configs again.
+    c.publish("t/ha/status", b"online");
+    c.wait_for(5 * S, |m| m.topic.starts_with("t/ha/binary_sensor/"))
+        .expect("discovery republished on homeassistant/status online");
+}
+
+#[test]
+fn http_status_metrics_and_health() {
+    let broker = Broker::start();
+    let http = free_port();
+    let dir = workdir(&format!(
+        "{}[http]\nbind=\"127.0.0.1:{http}\"\n[device_a]\nwatchTimeOut=1\nwatchTopics=\"t/http/a\"\nhelloTopic=\"t/http/hello/a\"\n[device_b]\nwatchTimeOut=100\nwatchTopics=\"t/http/b\"\n",
+        mqtt_section(broker.port, "t/httpmon")
+    ));
+    let c = Client::connect(broker.port, &["t/httpmon/expired/#"]);
+    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    wait_http(http);
+    c.wait_topic("t/httpmon/expired/a", 10 * S)
+        .expect("a expires");
+    c.publish("t/http/b", b"x");
+    c.publish("t/http/hello/a", b"x");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let (code, head, body) = http_get(http, "/status");
+    assert_eq!(code, 200);
+    assert!(head.contains("application/json"), "{head}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let a = list.iter().find(|d| d["name"] == "a").unwrap();
+    let b = list.iter().find(|d| d["name"] == "b").unwrap();
+    assert_eq!(a["kind"], "device");
+    assert_eq!(a["helloCount"], 1);
+    assert_eq!(b["expired"], false);
+    assert!(b["lastContact"].as_u64().unwrap() > 1_700_000_000);
+    assert!(a["lastContact"].is_null());
+    assert!(b["deadline"].as_u64().unwrap() >= b["lastContact"].as_u64().unwrap() + 100);
+    assert!(b.get("pid").is_some());
+    let (code, _, root) = http_get(http, "/");
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&root)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let (code, head, metrics) = http_get(http, "/metrics");
+    assert_eq!(code, 200);
+    assert!(head.contains("text/plain"));
+    assert!(
+        metrics.contains("iotmonitor_device_expired{name=\"a\",kind=\"device\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("iotmonitor_device_expired{name=\"b\",kind=\"device\"} 0"));
+    assert!(metrics.contains("iotmonitor_broker_connected 1"));
+    for line in metrics
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "bad sample {line}");
+        assert!(name.starts_with("iotmonitor_"), "{line}");
+    }
+    let messages: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("iotmonitor_messages_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(messages >= 2);
+
+    let (code, _, body) = http_get(http, "/healthz");
+    assert_eq!((code, body.as_str()), (200, "ok\nbroker connected\n"));
+    assert_eq!(http_get(http, "/nope").0, 404);
+    assert!(daemon.terminate().success());
+}
