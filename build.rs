@@ -3,6 +3,14 @@
 use std::process::Command;
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=IOTMONITOR_GIT_COMMIT");
+    // Builds without a .git (the Docker image) pass the commit in.
+    if let Ok(commit) = std::env::var("IOTMONITOR_GIT_COMMIT") {
+        if !commit.is_empty() {
+            println!("cargo:rustc-env=IOTMONITOR_GIT_COMMIT={commit}");
+            return;
+        }
+    }
     let commit = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

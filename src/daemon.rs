@@ -145,6 +145,10 @@ impl Daemon {
         if !self.link.on_event(&ev, now) {
             return;
         }
+        if self.up == 0 {
+            // Connected before the first tick: say we are up at once.
+            self.tick(now);
+        }
         for i in 0..self.devices.len() {
             self.publish_availability(i);
         }
@@ -305,7 +309,10 @@ impl Daemon {
 
     fn commit_and_replay(&mut self) -> Result<(), StoreError> {
         self.store.commit()?;
-        let queue = std::mem::take(&mut self.replay_queue);
+        let mut queue = std::mem::take(&mut self.replay_queue);
+        // A flood of hellos in one burst replays each device once.
+        queue.sort_unstable();
+        queue.dedup();
         for i in queue {
             self.replay_device(i as usize)?;
         }

@@ -54,10 +54,14 @@ pub struct Link {
     backoff: Backoff,
     filters: Vec<String>,
     events: Sender<LinkEvent>,
+    /// Publishes are being refused (queue full): warned once per episode.
+    refusing: bool,
 }
 
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// Publishes Paho may hold before it refuses more.
+const MAX_QUEUED: i32 = 1 << 18;
 /// Filters per SUBSCRIBE packet.
 const SUBSCRIBE_CHUNK: usize = 500;
 
@@ -72,6 +76,11 @@ impl Link {
             .client_id(&cfg.client_id)
             .persistence(mqtt::PersistenceType::None)
             .mqtt_version(mqtt::MQTT_VERSION_5)
+            // Paho refuses publishes beyond this many queued commands, even
+            // while connected: room for a start-up replay of many states,
+            // still a bound on memory.
+            .max_buffered_messages(MAX_QUEUED)
+            .send_while_disconnected(false)
             .finalize();
         let client = mqtt::AsyncClient::new(create).map_err(|e| {
             anyhow::anyhow!(
@@ -125,6 +134,7 @@ impl Link {
             backoff: Backoff::new(RECONNECT_MIN, RECONNECT_MAX),
             filters: Vec::new(),
             events,
+            refusing: false,
         })
     }
 
@@ -249,7 +259,21 @@ impl Link {
             .qos(mqtt::QOS_0)
             .retained(retained)
             .finalize();
-        self.client.try_publish(msg).is_ok()
+        match self.client.try_publish(msg) {
+            Ok(_) => {
+                self.refusing = false;
+                true
+            }
+            Err(e) => {
+                if !self.refusing {
+                    warn!(
+                        "publish refused by the MQTT client ({e}): dropping until it accepts again"
+                    );
+                    self.refusing = true;
+                }
+                false
+            }
+        }
     }
 
     /// Publishes the offline presence and disconnects, waiting at most

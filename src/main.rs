@@ -1,33 +1,15 @@
 //! iotmonitor: keeps an MQTT home/IoT system always up.
 
-mod backoff;
-mod config;
-mod daemon;
-mod dump;
-mod filter;
-mod http;
-mod link;
-mod routes;
-mod status;
-mod store;
-mod watchdog;
-
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use log::{error, info, warn};
 
-use crate::config::Config;
-use crate::daemon::{Daemon, Signal};
-use crate::store::Store;
-
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("IOTMONITOR_GIT_COMMIT"),
-    ")"
-);
+use iotmonitor::config::{self, Config};
+use iotmonitor::daemon::{Daemon, Signal};
+use iotmonitor::store::Store;
+use iotmonitor::{dump, filter, http, VERSION};
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 78;
@@ -47,7 +29,12 @@ struct Cli {
     config: PathBuf,
 
     /// State database directory (LevelDB)
-    #[arg(long, value_name = "PATH", default_value = "iotdb.leveldb")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "iotdb.leveldb",
+        global = true
+    )]
     database: PathBuf,
 
     /// Validate the configuration, print a summary and exit

@@ -128,6 +128,36 @@ mod tests {
     }
 
     #[test]
+    fn hostile_topics_route_without_panic() {
+        let devs = [device(
+            "a",
+            &["home/#"],
+            &["home/+/state/#"],
+            Some("home/a"),
+        )];
+        let r = Routes::build(&devs);
+        let deep = format!("home/{}", vec!["x"; 10_000].join("/"));
+        let mut hits = 0;
+        r.watchers(&deep, |_| hits += 1);
+        assert_eq!(hits, 1);
+        assert!(!r.is_state(&deep));
+        assert!(r.is_state(&format!("home/x/state/{deep}")));
+        for t in [
+            "",
+            "/",
+            "//",
+            "home/\u{0}",
+            "\u{fffd}\u{fffd}",
+            "+/#",
+            "$SYS/x",
+        ] {
+            r.watchers(t, |_| {});
+            r.is_state(t);
+            r.hello(t);
+        }
+    }
+
+    #[test]
     fn scan_prefixes_drop_nested_ones() {
         let fs: Vec<Filter> = ["a/b/#", "a/b/c/#", "x/+/y", "a/bc"]
             .iter()

@@ -1,0 +1,27 @@
+//! iotmonitor keeps an MQTT home/IoT system always up: a watchdog over
+//! devices and agents, a LevelDB store of device states replayed when a
+//! device reboots, and a supervisor of detached agent processes.
+//!
+//! The binary (`main.rs`) is the command line; the modules here are the
+//! daemon, each owning one job (see ARCHITECTURE.md).
+
+pub mod backoff;
+pub mod config;
+pub mod daemon;
+pub mod dump;
+pub mod filter;
+pub mod http;
+pub mod link;
+pub mod routes;
+pub mod status;
+pub mod store;
+pub mod watchdog;
+
+/// Version and git commit, as printed by `--version` and in the first log
+/// line.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("IOTMONITOR_GIT_COMMIT"),
+    ")"
+);
