@@ -28,6 +28,10 @@ const MQTT_KEYS: &[&str] = &[
     "password",
     "clientid",
     "retainStates",
+    "caFile",
+    "certFile",
+    "keyFile",
+    "keyPassword",
 ];
 const DEVICE_KEYS: &[&str] = &[
     "watchTimeOut",
@@ -56,6 +60,17 @@ pub struct MqttConfig {
     pub password: Option<String>,
     pub client_id: String,
     pub retain_states: bool,
+    pub tls: Tls,
+}
+
+/// TLS files for `ssl://`/`mqtts://` brokers. Without a CA file the
+/// system's trust store is used.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub key_password: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -354,6 +369,7 @@ impl Parser<'_> {
             password: None,
             client_id: DEFAULT_CLIENT_ID.into(),
             retain_states: false,
+            tls: Tls::default(),
         };
         let mut server = None;
         for (key, value) in Self::sorted(table) {
@@ -387,6 +403,13 @@ impl Parser<'_> {
                     cfg.client_id = s;
                 }
                 "retainStates" => cfg.retain_states = self.boolean(&path, value)?,
+                "caFile" => cfg.tls.ca_file = Some(self.file(&path, value)?),
+                "certFile" => cfg.tls.cert_file = Some(self.file(&path, value)?),
+                "keyFile" => cfg.tls.key_file = Some(self.file(&path, value)?),
+                "keyPassword" => {
+                    cfg.tls.key_password =
+                        Some(self.string(&path, value)?).filter(|s| !s.is_empty())
+                }
                 other => {
                     let hint = suggestion(other, MQTT_KEYS);
                     self.warn(key.span(), path, format!("unknown key, ignored{hint}"));
@@ -500,6 +523,21 @@ impl Parser<'_> {
                 format!("must be a string, not {}", other.type_str()),
             )),
         }
+    }
+
+    /// A readable file; relative paths are taken from the configuration
+    /// file's directory.
+    fn file(&self, path: &str, value: &Spanned<DeValue<'_>>) -> Result<PathBuf, ConfigError> {
+        let s = self.string(path, value)?;
+        let file = self.file.parent().unwrap_or(Path::new("")).join(&s);
+        std::fs::File::open(&file).map_err(|e| {
+            self.error(
+                value.span(),
+                path,
+                format!("cannot read '{}': {e}", file.display()),
+            )
+        })?;
+        Ok(file)
     }
 
     fn boolean(&self, path: &str, value: &Spanned<DeValue<'_>>) -> Result<bool, ConfigError> {
@@ -765,6 +803,19 @@ watchTopics="home/agents/ledbox/#"
         assert_eq!((c.http_bind, c.homeassistant), (None, None));
         let e = err(&format!("{MQTT}[http]\nbind=\"localhost\"\n"));
         assert_eq!((e.key.as_deref(), e.line), (Some("http.bind"), Some(4)));
+    }
+
+    #[test]
+    fn tls_files_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "x").unwrap();
+        let path = dir.path().join("config.toml");
+        let text = "[mqtt]\nserverAddress=\"ssl://h:8883\"\ncaFile=\"ca.pem\"\n";
+        let c = parse(&path, text).unwrap().config;
+        assert_eq!(c.mqtt.tls.ca_file, Some(dir.path().join("ca.pem")));
+        let e = parse(&path, &format!("{text}certFile=\"missing.pem\"\n")).unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("mqtt.certFile"), Some(4)));
+        assert!(e.message.contains("missing.pem"), "{e}");
     }
 
     #[test]

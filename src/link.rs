@@ -16,7 +16,7 @@ use log::{debug, info, warn};
 use paho_mqtt as mqtt;
 
 use crate::backoff::Backoff;
-use crate::config::MqttConfig;
+use crate::config::{MqttConfig, Tls};
 
 /// A message received from the broker.
 #[derive(Debug, Clone)]
@@ -64,6 +64,26 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 const MAX_QUEUED: i32 = 1 << 18;
 /// Filters per SUBSCRIBE packet.
 const SUBSCRIBE_CHUNK: usize = 500;
+
+/// TLS with server certificate and host name verification; client
+/// certificate when configured.
+fn ssl_options(tls: &Tls) -> anyhow::Result<mqtt::SslOptions> {
+    let mut ssl = mqtt::SslOptionsBuilder::new();
+    ssl.enable_server_cert_auth(true).verify(true);
+    if let Some(ca) = &tls.ca_file {
+        ssl.trust_store(ca)?;
+    }
+    if let Some(cert) = &tls.cert_file {
+        ssl.key_store(cert)?;
+    }
+    if let Some(key) = &tls.key_file {
+        ssl.private_key(key)?;
+    }
+    if let Some(pw) = &tls.key_password {
+        ssl.private_key_password(pw);
+    }
+    Ok(ssl.finalize())
+}
 
 impl Link {
     pub fn new(
@@ -122,7 +142,7 @@ impl Link {
             builder.password(password.as_str());
         }
         if cfg.server_address.starts_with("ssl://") || cfg.server_address.starts_with("mqtts://") {
-            builder.ssl_options(mqtt::SslOptionsBuilder::new().finalize());
+            builder.ssl_options(ssl_options(&cfg.tls)?);
         }
         Ok(Link {
             client,

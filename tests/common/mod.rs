@@ -47,6 +47,8 @@ pub struct Broker {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Extra mosquitto.conf lines (more listeners, TLS).
+    extra: String,
 }
 
 impl Broker {
@@ -55,11 +57,18 @@ impl Broker {
     }
 
     pub fn start_on(port: u16) -> Broker {
+        Broker::start_with(port, "")
+    }
+
+    /// A broker on `port` with extra configuration lines after its
+    /// plain listener.
+    pub fn start_with(port: u16, extra: &str) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let mut b = Broker {
             port,
             child: None,
             dir,
+            extra: extra.to_string(),
         };
         b.restart();
         b
@@ -72,8 +81,8 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
-                self.port
+                "user root\nlistener {} 127.0.0.1\nallow_anonymous true\npersistence false\n{}\n",
+                self.port, self.extra
             ),
         )
         .unwrap();
