@@ -286,6 +286,16 @@ impl Parser<'_> {
                     "the section needs a name after the prefix",
                 ));
             }
+            if let Some(c) = name.chars().find(|&c| matches!(c, '/' | '+' | '#' | '\0')) {
+                return Err(self.error(
+                    key.span(),
+                    section,
+                    format!(
+                        "the name cannot contain '{}': it is used in topics",
+                        c.escape_default()
+                    ),
+                ));
+            }
             if let Some(first) = names.get(name) {
                 return Err(self.error(
                     key.span(),
@@ -495,6 +505,17 @@ impl Parser<'_> {
                 section_span,
                 format!("{section}.watchTopics"),
                 "missing watchTopics (a topic filter or a list of them)",
+            ));
+        }
+        if dev.exec.is_some()
+            && !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(self.error(
+                section_span,
+                section,
+                "an agent's name may only hold letters, digits, '_', '-' and '.' (it goes into a shell command and a file name)",
             ));
         }
         if agent && dev.exec.is_none() {
@@ -764,6 +785,17 @@ watchTopics="home/agents/ledbox/#"
             "{MQTT}[device_x]\nwatchTopics=\"a\"\n[device_x]\nwatchTopics=\"b\"\n"
         ));
         assert_eq!(e.line, Some(5), "{e}");
+    }
+
+    #[test]
+    fn names_must_fit_topics_and_shell() {
+        let e = err(&format!("{MQTT}[\"device_a/b\"]\nwatchTopics=\"a\"\n"));
+        assert_eq!(e.line, Some(3));
+        let e = err(&format!(
+            "{MQTT}[\"agent_a b\"]\nexec=\"true\"\nwatchTopics=\"a\"\n"
+        ));
+        assert!(e.message.contains("agent's name"), "{e}");
+        assert!(load_str(&format!("{MQTT}[\"device_a b\"]\nwatchTopics=\"a\"\n")).is_ok());
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! signals and a 1-second tick aligned on wall-clock seconds. Other threads
 //! only send it messages.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
 use log::{error, info, warn};
 
+use crate::agents::{AgentSpec, Supervisor};
 use crate::config::{self, Config, DeviceConfig};
 use crate::http::{Query, Reply, Request};
 use crate::link::{Incoming, Link, LinkEvent, Presence};
@@ -50,6 +52,9 @@ pub struct Daemon {
     replay_queue: Vec<u32>,
     messages: u64,
     states_stored: u64,
+    agents: Supervisor,
+    /// `B/startedprocess/<name>` messages not sent yet (broker away).
+    unsent_starts: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -57,6 +62,7 @@ impl Daemon {
         config_path: PathBuf,
         config: Config,
         store: Store,
+        agent_logs: PathBuf,
         link_events: crossbeam_channel::Sender<LinkEvent>,
     ) -> anyhow::Result<Daemon> {
         let start_ms = now_ms();
@@ -78,6 +84,8 @@ impl Daemon {
             .collect();
         let routes = Routes::build(&config.devices);
         link.set_filters(subscriptions(&config, &routes));
+        let mut agents = Supervisor::new(agent_logs);
+        agents.configure(agent_specs(&config));
         Ok(Daemon {
             config_path,
             config,
@@ -91,6 +99,8 @@ impl Daemon {
             replay_queue: Vec::new(),
             messages: 0,
             states_stored: 0,
+            agents,
+            unsent_starts: Vec::new(),
         })
     }
 
@@ -153,6 +163,9 @@ impl Daemon {
             self.publish_availability(i);
         }
         self.publish_discovery();
+        for (topic, payload) in std::mem::take(&mut self.unsent_starts) {
+            self.link.publish(&topic, payload.as_bytes(), false);
+        }
         if !self.replayed_at_start {
             self.replayed_at_start = true;
             self.replay_all();
@@ -240,8 +253,8 @@ impl Daemon {
                 last_contact_s: d.watch.last_contact_ms().map(|ms| ms / 1000),
                 deadline_s: d.watch.deadline_s(),
                 hello_count: d.hello_count,
-                pid: None,
-                restarts: 0,
+                pid: self.agents.pid(&d.cfg.name),
+                restarts: self.agents.launches(&d.cfg.name),
             })
             .collect()
     }
@@ -402,6 +415,29 @@ impl Daemon {
                 false,
             );
         }
+        self.supervise_agents(now, now_ms);
+    }
+
+    /// Relaunches missing agents, restarts expired ones (restartOnExpire)
+    /// and announces each launch on `B/startedprocess/<name>`.
+    fn supervise_agents(&mut self, now: Instant, now_ms: u64) {
+        let expired: HashMap<&str, bool> = self
+            .devices
+            .iter()
+            .filter(|d| d.cfg.is_agent())
+            .map(|d| (d.cfg.name.as_str(), d.watch.is_expired(now_ms)))
+            .collect();
+        let launches = self
+            .agents
+            .tick(now, &|name| expired.get(name).copied().unwrap_or(false));
+        for l in launches {
+            let topic = format!("{}/startedprocess/{}", self.config.mqtt.base_topic, l.name);
+            let payload = l.epoch_s.to_string();
+            if !self.link.publish(&topic, payload.as_bytes(), false) {
+                self.unsent_starts.retain(|(t, _)| *t != topic);
+                self.unsent_starts.push((topic, payload));
+            }
+        }
     }
 
     /// SIGHUP: re-reads the configuration. Devices that keep their name keep
@@ -462,6 +498,7 @@ impl Daemon {
         self.devices = devices;
         self.routes = Routes::build(&new.devices);
         self.link.set_filters(subscriptions(&new, &self.routes));
+        self.agents.configure(agent_specs(&new));
         self.config = new;
         for i in 0..self.devices.len() {
             self.publish_availability(i);
@@ -469,6 +506,21 @@ impl Daemon {
         self.publish_discovery();
         info!("configuration reloaded: {} devices", self.devices.len());
     }
+}
+
+fn agent_specs(config: &Config) -> Vec<AgentSpec> {
+    config
+        .devices
+        .iter()
+        .filter_map(|d| {
+            Some(AgentSpec {
+                name: d.name.clone(),
+                exec: d.exec.clone()?,
+                restart_on_expire: d.restart_on_expire,
+                watch_timeout: Duration::from_secs(d.watch_timeout),
+            })
+        })
+        .collect()
 }
 
 /// The broker subscriptions: every configured filter, and Home Assistant's

@@ -5,6 +5,7 @@
 //! The binary (`main.rs`) is the command line; the modules here are the
 //! daemon, each owning one job (see ARCHITECTURE.md).
 
+pub mod agents;
 pub mod backoff;
 pub mod config;
 pub mod daemon;
@@ -12,6 +13,7 @@ pub mod dump;
 pub mod filter;
 pub mod http;
 pub mod link;
+pub mod procfs;
 pub mod routes;
 pub mod status;
 pub mod store;

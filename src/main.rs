@@ -37,6 +37,11 @@ struct Cli {
     )]
     database: PathBuf,
 
+    /// Directory of the agents' output logs (<name>.log) [default: agent-logs
+    /// beside the database]
+    #[arg(long, value_name = "DIR")]
+    agent_logs: Option<PathBuf>,
+
     /// Validate the configuration, print a summary and exit
     #[arg(long)]
     check: bool,
@@ -77,7 +82,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match run(config_path, config, store) {
+    let agent_logs = cli.agent_logs.clone().unwrap_or_else(|| {
+        cli.database
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join("agent-logs")
+    });
+    match run(config_path, config, store, agent_logs) {
         Ok(()) => {
             info!("stopped");
             ExitCode::SUCCESS
@@ -89,14 +100,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config_path: PathBuf, config: Config, store: Store) -> anyhow::Result<()> {
+fn run(
+    config_path: PathBuf,
+    config: Config,
+    store: Store,
+    agent_logs: PathBuf,
+) -> anyhow::Result<()> {
     let (link_tx, link_rx) = crossbeam_channel::unbounded();
     let signals = signal_channel()?;
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     if let Some(addr) = config.http_bind {
         http::spawn(addr, control_tx)?;
     }
-    let daemon = Daemon::new(config_path, config, store, link_tx)?;
+    let daemon = Daemon::new(config_path, config, store, agent_logs, link_tx)?;
     daemon.run(link_rx, signals, control_rx)?;
     Ok(())
 }

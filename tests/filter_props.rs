@@ -22,12 +22,15 @@ fn topic() -> impl Strategy<Value = String> {
 
 fn filter() -> impl Strategy<Value = Filter> {
     let lvl = prop_oneof![4 => level(), 2 => Just("+".to_string())];
-    (prop::collection::vec(lvl, 1..5), any::<bool>()).prop_filter_map("not empty", |(mut levels, hash)| {
-        if hash {
-            levels.push("#".into());
-        }
-        Filter::parse(&levels.join("/")).ok()
-    })
+    (prop::collection::vec(lvl, 1..5), any::<bool>()).prop_filter_map(
+        "not empty",
+        |(mut levels, hash)| {
+            if hash {
+                levels.push("#".into());
+            }
+            Filter::parse(&levels.join("/")).ok()
+        },
+    )
 }
 
 proptest! {
