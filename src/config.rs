@@ -43,10 +43,12 @@ const DEVICE_KEYS: &[&str] = &[
 ];
 const HTTP_KEYS: &[&str] = &["bind"];
 const HA_KEYS: &[&str] = &["discovery", "prefix"];
+const BROKER_KEYS: &[&str] = &["listen"];
 const SECTIONS: &[&str] = &[
     "mqtt",
     "http",
     "homeassistant",
+    "broker",
     "device_<name>",
     "agent_<name>",
 ];
@@ -107,6 +109,8 @@ pub struct Config {
     pub http_bind: Option<std::net::SocketAddr>,
     /// Set when `[homeassistant] discovery=true`.
     pub homeassistant: Option<HomeAssistant>,
+    /// `[broker] listen`: run the embedded broker on this address.
+    pub broker_listen: Option<std::net::SocketAddr>,
 }
 
 /// A configuration problem, located in the file.
@@ -241,6 +245,7 @@ impl Parser<'_> {
         let mut mqtt = None;
         let mut http_bind = None;
         let mut homeassistant = None;
+        let mut broker_listen = None;
         let mut devices: Vec<DeviceConfig> = Vec::new();
         let mut names: HashMap<String, usize> = HashMap::new();
         for (key, value) in entries {
@@ -264,6 +269,9 @@ impl Parser<'_> {
                 continue;
             } else if section == "homeassistant" {
                 homeassistant = self.homeassistant(table)?;
+                continue;
+            } else if section == "broker" {
+                broker_listen = Some(self.broker(key.span(), table)?);
                 continue;
             } else if let Some(name) = section.strip_prefix("device_") {
                 (name, false)
@@ -306,17 +314,33 @@ impl Parser<'_> {
             names.insert(name.to_string(), self.line(key.span().start));
             devices.push(self.device(section, name, agent, key.span(), table)?);
         }
-        let mqtt = mqtt.ok_or_else(|| ConfigError {
+        let mut mqtt = mqtt.ok_or_else(|| ConfigError {
             file: self.file.to_path_buf(),
             line: None,
             key: Some("mqtt".into()),
             message: "missing [mqtt] section (with serverAddress=\"tcp://host:1883\")".into(),
         })?;
+        if mqtt.server_address.is_empty() {
+            match broker_listen {
+                // The daemon then talks to its embedded broker.
+                Some(addr) => mqtt.server_address = format!("tcp://{addr}"),
+                None => {
+                    return Err(ConfigError {
+                        file: self.file.to_path_buf(),
+                        line: None,
+                        key: Some("mqtt.serverAddress".into()),
+                        message: "missing serverAddress in [mqtt] (e.g. serverAddress=\"tcp://localhost:1883\")"
+                            .into(),
+                    })
+                }
+            }
+        }
         Ok(Config {
             mqtt,
             devices,
             http_bind,
             homeassistant,
+            broker_listen,
         })
     }
 
@@ -341,6 +365,45 @@ impl Parser<'_> {
             }
         }
         Ok(bind)
+    }
+
+    fn broker(
+        &mut self,
+        section: Range<usize>,
+        table: &DeTable<'_>,
+    ) -> Result<std::net::SocketAddr, ConfigError> {
+        if !cfg!(feature = "broker") {
+            return Err(self.error(
+                section,
+                "broker",
+                "this iotmonitor was built without the embedded broker (cargo feature \"broker\")",
+            ));
+        }
+        let mut listen = None;
+        for (key, value) in Self::sorted(table) {
+            let k = key.get_ref().as_ref();
+            let path = format!("broker.{k}");
+            if k == "listen" {
+                let s = self.string(&path, value)?;
+                listen = Some(s.parse().map_err(|_| {
+                    self.error(
+                        value.span(),
+                        &path,
+                        format!("'{s}' is not an address:port such as 127.0.0.1:1883"),
+                    )
+                })?);
+            } else {
+                let hint = suggestion(k, BROKER_KEYS);
+                self.warn(key.span(), path, format!("unknown key, ignored{hint}"));
+            }
+        }
+        listen.ok_or_else(|| {
+            self.error(
+                section,
+                "broker.listen",
+                "missing listen (e.g. listen=\"127.0.0.1:1883\")",
+            )
+        })
     }
 
     fn homeassistant(&mut self, table: &DeTable<'_>) -> Result<Option<HomeAssistant>, ConfigError> {
@@ -426,14 +489,7 @@ impl Parser<'_> {
                 }
             }
         }
-        cfg.server_address = server.ok_or_else(|| ConfigError {
-            file: self.file.to_path_buf(),
-            line: None,
-            key: Some("mqtt.serverAddress".into()),
-            message:
-                "missing serverAddress in [mqtt] (e.g. serverAddress=\"tcp://localhost:1883\")"
-                    .into(),
-        })?;
+        cfg.server_address = server.unwrap_or_default();
         Ok(cfg)
     }
 
@@ -835,6 +891,17 @@ watchTopics="home/agents/ledbox/#"
         assert_eq!((c.http_bind, c.homeassistant), (None, None));
         let e = err(&format!("{MQTT}[http]\nbind=\"localhost\"\n"));
         assert_eq!((e.key.as_deref(), e.line), (Some("http.bind"), Some(4)));
+    }
+
+    #[test]
+    fn broker_section_makes_server_address_optional() {
+        let c = load_str("[mqtt]\n[broker]\nlisten=\"127.0.0.1:1883\"\n").unwrap().config;
+        assert_eq!(c.broker_listen, Some("127.0.0.1:1883".parse().unwrap()));
+        assert_eq!(c.mqtt.server_address, "tcp://127.0.0.1:1883");
+        let e = err("[mqtt]\n[broker]\nlisten=\"nowhere\"\n");
+        assert_eq!((e.key.as_deref(), e.line), (Some("broker.listen"), Some(3)));
+        let e = err("[mqtt]\n[broker]\n");
+        assert_eq!(e.key.as_deref(), Some("broker.listen"));
     }
 
     #[test]

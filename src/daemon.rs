@@ -453,9 +453,13 @@ impl Daemon {
         for w in &loaded.warnings {
             warn!("{w}");
         }
-        let new = loaded.config;
-        if new.mqtt != self.config.mqtt {
-            warn!("reload: changes to [mqtt] take effect at the next restart");
+        let mut new = loaded.config;
+        if new.broker_listen.is_some() && new.broker_listen == self.config.broker_listen {
+            // Still talking to the embedded broker's own listener.
+            new.mqtt.server_address = self.config.mqtt.server_address.clone();
+        }
+        if new.mqtt != self.config.mqtt || new.broker_listen != self.config.broker_listen {
+            warn!("reload: changes to [mqtt] and [broker] take effect at the next restart");
         }
         let now = now_ms();
         let mut old: Vec<Option<Device>> = std::mem::take(&mut self.devices)

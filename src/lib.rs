@@ -7,6 +7,8 @@
 
 pub mod agents;
 pub mod backoff;
+#[cfg(feature = "broker")]
+pub mod broker;
 pub mod config;
 pub mod daemon;
 pub mod dump;

@@ -102,12 +102,17 @@ fn main() -> ExitCode {
 
 fn run(
     config_path: PathBuf,
-    config: Config,
+    mut config: Config,
     store: Store,
     agent_logs: PathBuf,
 ) -> anyhow::Result<()> {
     let (link_tx, link_rx) = crossbeam_channel::unbounded();
     let signals = signal_channel()?;
+    #[cfg(feature = "broker")]
+    if let Some(listen) = config.broker_listen {
+        let internal = iotmonitor::broker::start(listen)?;
+        config.mqtt.server_address = format!("tcp://{internal}");
+    }
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     if let Some(addr) = config.http_bind {
         http::spawn(addr, control_tx)?;

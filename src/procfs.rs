@@ -122,7 +122,13 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        let found = scan_tags();
+        // Until bash has exec'd, the child still shows the test's cmdline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut found = scan_tags();
+        while !found.contains_key(&name) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = scan_tags();
+        }
         let _ = child.kill();
         let _ = child.wait(); // may already be reaped by a supervisor test
         assert_eq!(found.get(&name), Some(&vec![pid]));
