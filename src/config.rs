@@ -895,7 +895,9 @@ watchTopics="home/agents/ledbox/#"
 
     #[test]
     fn broker_section_makes_server_address_optional() {
-        let c = load_str("[mqtt]\n[broker]\nlisten=\"127.0.0.1:1883\"\n").unwrap().config;
+        let c = load_str("[mqtt]\n[broker]\nlisten=\"127.0.0.1:1883\"\n")
+            .unwrap()
+            .config;
         assert_eq!(c.broker_listen, Some("127.0.0.1:1883".parse().unwrap()));
         assert_eq!(c.mqtt.server_address, "tcp://127.0.0.1:1883");
         let e = err("[mqtt]\n[broker]\nlisten=\"nowhere\"\n");
