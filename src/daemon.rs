@@ -19,8 +19,13 @@ use crate::status::{self, Counters, DeviceStatus};
 use crate::store::{Store, StoreError};
 use crate::watchdog::{now_ms, Watch};
 
-/// Link events handled before the store batch is committed.
+/// Link events handled in one go before looking at the other inputs.
 const MAX_BURST: usize = 4096;
+/// States are written to the database at most this long after they
+/// arrive (one batch for everything received meanwhile)...
+const COMMIT_WINDOW: Duration = Duration::from_millis(20);
+/// ... or as soon as this many writes are pending, or before a replay.
+const MAX_BATCH: usize = 8192;
 /// Offset after each wall-clock second at which the tick runs.
 const TICK_OFFSET_MS: u64 = 5;
 const UP_WRAP: u64 = 1_000_000;
@@ -50,6 +55,8 @@ pub struct Daemon {
     replayed_at_start: bool,
     /// Devices whose states are to be replayed once the batch is committed.
     replay_queue: Vec<u32>,
+    /// When the pending store batch must be committed.
+    commit_due: Option<Instant>,
     messages: u64,
     states_stored: u64,
     agents: Supervisor,
@@ -97,6 +104,7 @@ impl Daemon {
             up: 0,
             replayed_at_start: false,
             replay_queue: Vec::new(),
+            commit_due: None,
             messages: 0,
             states_stored: 0,
             agents,
@@ -120,6 +128,10 @@ impl Daemon {
                 next_tick = next_tick_after(Instant::now(), now_ms());
                 continue;
             }
+            if self.commit_due.is_some_and(|due| now >= due) {
+                self.commit_and_replay()?;
+            }
+            let wake = self.commit_due.map_or(next_tick, |due| due.min(next_tick));
             select! {
                 recv(link_rx) -> ev => {
                     let Ok(ev) = ev else { break };
@@ -127,7 +139,11 @@ impl Daemon {
                     for ev in link_rx.try_iter().take(MAX_BURST) {
                         self.on_link_event(ev);
                     }
-                    self.commit_and_replay()?;
+                    if !self.replay_queue.is_empty() || self.store.pending() >= MAX_BATCH {
+                        self.commit_and_replay()?;
+                    } else if self.store.pending() > 0 && self.commit_due.is_none() {
+                        self.commit_due = Some(now + COMMIT_WINDOW);
+                    }
                 }
                 recv(control) -> req => {
                     if let Ok(req) = req {
@@ -138,7 +154,7 @@ impl Daemon {
                     Ok(Signal::Reload) => self.reload(),
                     Ok(Signal::Stop) | Err(_) => break,
                 },
-                default(next_tick - now) => {}
+                default(wake.saturating_duration_since(now)) => {}
             }
         }
         info!("stopping: disconnecting and closing the database");
@@ -321,6 +337,7 @@ impl Daemon {
     }
 
     fn commit_and_replay(&mut self) -> Result<(), StoreError> {
+        self.commit_due = None;
         self.store.commit()?;
         let mut queue = std::mem::take(&mut self.replay_queue);
         // A flood of hellos in one burst replays each device once.

@@ -58,7 +58,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    // Paho C formats a trace line for every packet at the level its Rust
+    // wrapper derives from the `paho_mqtt_c` log target: keep that target at
+    // `warn` (a RUST_LOG entry for it still overrides), or tracing costs more
+    // CPU than everything else together.
+    env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Info)
+        .filter_module("paho_mqtt_c", log::LevelFilter::Warn)
+        .parse_env(env_logger::Env::default())
         .format_timestamp_millis()
         .init();
     let config_path = cli.config_file.clone().unwrap_or(cli.config.clone());

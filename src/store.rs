@@ -6,6 +6,7 @@
 //! to the operating system, so a state survives a crash or SIGKILL of the
 //! daemon (not a power loss: there is no fsync).
 
+use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -24,7 +25,9 @@ pub enum StoreError {
 pub struct Store {
     db: DB,
     path: PathBuf,
-    batch: WriteBatch,
+    /// Writes not committed yet, latest per topic (empty = delete): a
+    /// topic updated many times between two commits is written once.
+    pending: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Store {
@@ -51,7 +54,7 @@ impl Store {
         Ok(Store {
             db,
             path: path.to_path_buf(),
-            batch: WriteBatch::default(),
+            pending: HashMap::new(),
         })
     }
 
@@ -62,19 +65,35 @@ impl Store {
     /// Records a state; an empty payload deletes it. Takes effect for
     /// readers and on disk at the next `commit`.
     pub fn record(&mut self, topic: &[u8], payload: &[u8]) {
-        if payload.is_empty() {
-            self.batch.delete(topic);
-        } else {
-            self.batch.put(topic, payload);
+        match self.pending.get_mut(topic) {
+            Some(v) => {
+                v.clear();
+                v.extend_from_slice(payload);
+            }
+            None => {
+                self.pending.insert(topic.to_vec(), payload.to_vec());
+            }
         }
+    }
+
+    /// Number of writes waiting for `commit`.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// Writes the pending batch to the log and hands it to the OS.
     pub fn commit(&mut self) -> Result<(), StoreError> {
-        if self.batch.count() == 0 {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = WriteBatch::default();
+        for (topic, payload) in self.pending.drain() {
+            if payload.is_empty() {
+                batch.delete(&topic);
+            } else {
+                batch.put(&topic, &payload);
+            }
+        }
         let db = &mut self.db;
         match quietly(|| db.write(batch, true)) {
             Ok(Ok(())) => Ok(()),
