@@ -160,9 +160,12 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 /// Validates configuration text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
     let text = semicolon_comments(text);
+    let line_starts = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
     let mut p = Parser {
         file: path,
-        text: &text,
+        line_starts,
         warnings: Vec::new(),
     };
     let root = DeTable::parse(&text).map_err(|e| {
@@ -200,7 +203,8 @@ fn semicolon_comments(text: &str) -> String {
 
 struct Parser<'a> {
     file: &'a Path,
-    text: &'a str,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
     warnings: Vec<ConfigError>,
 }
 
@@ -210,13 +214,9 @@ type Entry<'t, 'i> = (
 );
 
 impl Parser<'_> {
+    /// The 1-based line of a byte offset.
     fn line(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
+        self.line_starts.partition_point(|&start| start <= offset)
     }
 
     fn error(

@@ -26,6 +26,10 @@ const MAX_BURST: usize = 4096;
 const COMMIT_WINDOW: Duration = Duration::from_millis(20);
 /// ... or as soon as this many writes are pending, or before a replay.
 const MAX_BATCH: usize = 8192;
+/// The start-up replay republishes this many states ...
+const REPLAY_PAGE: usize = 1000;
+/// ... every this long (100,000 states a second at most).
+const REPLAY_PACE: Duration = Duration::from_millis(10);
 /// Offset after each wall-clock second at which the tick runs.
 const TICK_OFFSET_MS: u64 = 5;
 const UP_WRAP: u64 = 1_000_000;
@@ -57,6 +61,11 @@ pub struct Daemon {
     replay_queue: Vec<u32>,
     /// When the pending store batch must be committed.
     commit_due: Option<Instant>,
+    /// The start-up replay in progress: the last key republished (empty
+    /// before the first page).
+    replay_cursor: Option<Vec<u8>>,
+    /// States republished by the start-up replay.
+    replayed: usize,
     messages: u64,
     states_stored: u64,
     agents: Supervisor,
@@ -105,6 +114,8 @@ impl Daemon {
             replayed_at_start: false,
             replay_queue: Vec::new(),
             commit_due: None,
+            replay_cursor: None,
+            replayed: 0,
             messages: 0,
             states_stored: 0,
             agents,
@@ -131,7 +142,13 @@ impl Daemon {
             if self.commit_due.is_some_and(|due| now >= due) {
                 self.commit_and_replay()?;
             }
-            let wake = self.commit_due.map_or(next_tick, |due| due.min(next_tick));
+            if self.replay_cursor.is_some() && self.link.is_connected() {
+                self.replay_page();
+            }
+            let mut wake = self.commit_due.map_or(next_tick, |due| due.min(next_tick));
+            if self.replay_cursor.is_some() {
+                wake = wake.min(now + REPLAY_PACE);
+            }
             select! {
                 recv(link_rx) -> ev => {
                     let Ok(ev) = ev else { break };
@@ -184,7 +201,7 @@ impl Daemon {
         }
         if !self.replayed_at_start {
             self.replayed_at_start = true;
-            self.replay_all();
+            self.replay_cursor = Some(Vec::new());
         }
     }
 
@@ -373,26 +390,33 @@ impl Daemon {
         Ok(())
     }
 
-    /// At the first connection: republishes every stored state that belongs
-    /// to a configured device.
-    fn replay_all(&mut self) {
-        let mut states: Vec<(String, Vec<u8>)> = Vec::new();
-        let routes = &self.routes;
-        let scan = self.store.for_each_with_prefix(b"", |k, v| {
+    /// At the first connection, every stored state that belongs to a
+    /// configured device is republished, a page at a time (so neither the
+    /// daemon nor Paho holds the whole database at once).
+    fn replay_page(&mut self) {
+        let Some(cursor) = self.replay_cursor.take() else {
+            return;
+        };
+        let after = (!cursor.is_empty()).then_some(cursor.as_slice());
+        let (routes, link) = (&self.routes, &mut self.link);
+        let retain = self.config.mqtt.retain_states;
+        let mut sent = 0;
+        let scan = self.store.scan_after(after, REPLAY_PAGE, |k, v| {
             if let Ok(topic) = std::str::from_utf8(k) {
                 if routes.is_state(topic) {
-                    states.push((topic.to_string(), v.to_vec()));
+                    link.publish(topic, v, retain);
+                    sent += 1;
                 }
             }
         });
-        if let Err(e) = scan {
-            error!("cannot read stored states for the start-up replay: {e}");
-            return;
-        }
-        info!("replaying {} stored states", states.len());
-        let retain = self.config.mqtt.retain_states;
-        for (topic, payload) in &states {
-            self.link.publish(topic, payload, retain);
+        self.replayed += sent;
+        match scan {
+            Ok(Some(last)) => self.replay_cursor = Some(last),
+            Ok(None) => info!(
+                "start-up replay done: {} stored states republished",
+                self.replayed
+            ),
+            Err(e) => error!("cannot read stored states for the start-up replay: {e}"),
         }
     }
 

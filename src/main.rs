@@ -58,14 +58,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Paho C formats a trace line for every packet at the level its Rust
-    // wrapper derives from the `paho_mqtt_c` log target: keep that target at
-    // `warn` (a RUST_LOG entry for it still overrides), or tracing costs more
-    // CPU than everything else together.
+    // Set after RUST_LOG, so they always apply: Paho C formats a trace line
+    // for every packet at the level its Rust wrapper derives from the
+    // `paho_mqtt_c` target (costing more CPU than everything else together),
+    // and Paho's debug output prints the connect options, password included.
     env_logger::Builder::new()
         .filter_level(log::LevelFilter::Info)
-        .filter_module("paho_mqtt_c", log::LevelFilter::Warn)
         .parse_env(env_logger::Env::default())
+        .filter_module("paho_mqtt", log::LevelFilter::Info)
+        .filter_module("paho_mqtt_c", log::LevelFilter::Warn)
         .format_timestamp_millis()
         .init();
     let config_path = cli.config_file.clone().unwrap_or(cli.config.clone());

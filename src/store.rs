@@ -137,6 +137,40 @@ impl Store {
         Ok(())
     }
 
+    /// Calls `f(key, value)` for at most `limit` keys following `after`
+    /// (from the first key when None), in key order. Returns the last key
+    /// visited when more keys follow, None at the end of the database.
+    pub fn scan_after(
+        &mut self,
+        after: Option<&[u8]>,
+        limit: usize,
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut it = self
+            .db
+            .new_iter()
+            .map_err(|s| classify(&self.path, s.code, s.err))?;
+        match after {
+            Some(key) => it.seek(key),
+            None => it.seek_to_first(),
+        }
+        let mut last: Option<Vec<u8>> = None;
+        let mut seen = 0;
+        while it.valid() {
+            let Some((k, v)) = it.current() else { break };
+            if after != Some(&k[..]) {
+                if seen == limit {
+                    return Ok(last);
+                }
+                f(&k, &v);
+                last = Some(k.to_vec());
+                seen += 1;
+            }
+            it.advance();
+        }
+        Ok(None)
+    }
+
     /// Commits what is pending and closes the database (releases the lock).
     pub fn close(mut self) -> Result<(), StoreError> {
         self.commit()?;
@@ -214,6 +248,32 @@ mod tests {
         s.for_each_with_prefix(b"b/", |k, _| keys.push(k.to_vec()))
             .unwrap();
         assert_eq!(keys, [b"b/1".to_vec(), b"b/2".to_vec()]);
+    }
+
+    #[test]
+    fn scan_after_pages_through_every_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        for i in 0..25 {
+            s.record(format!("k{i:02}").as_bytes(), b"v");
+        }
+        s.commit().unwrap();
+        let mut seen = Vec::new();
+        let mut cursor: Option<Vec<u8>> = None;
+        let mut pages = 0;
+        loop {
+            let next = s
+                .scan_after(cursor.as_deref(), 10, |k, _| seen.push(k.to_vec()))
+                .unwrap();
+            pages += 1;
+            match next {
+                Some(k) => cursor = Some(k),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        let want: Vec<Vec<u8>> = (0..25).map(|i| format!("k{i:02}").into_bytes()).collect();
+        assert_eq!(seen, want);
     }
 
     #[test]

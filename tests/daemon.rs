@@ -432,3 +432,35 @@ fn config_path_positional_and_database_flag() {
     c.wait_topic("t/pos/up", 10 * S).expect("runs with -c");
     daemon.terminate();
 }
+
+#[test]
+fn password_never_reaches_the_log_even_at_trace_level() {
+    let broker = Broker::start();
+    let dir = workdir(&format!(
+        "[mqtt]\nserverAddress=\"tcp://127.0.0.1:{}\"\nbaseTopic=\"t/pw\"\nuser=\"someone\"\npassword=\"Pw-7c1b9e\"\n",
+        broker.port
+    ));
+    let c = Client::connect(broker.port, &["t/pw/up"]);
+    let log = dir.path().join("trace.log");
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "trace")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    c.wait_topic("t/pw/up", 10 * S).expect("up");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("TRACE") || text.contains("DEBUG"),
+        "not at trace level: {text}"
+    );
+    assert!(!text.contains("Pw-7c1b9e"), "password in the log");
+    let bytes = "Pw-7c1b9e"
+        .bytes()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert!(!text.contains(&bytes), "password bytes in the log");
+}
