@@ -698,27 +698,7 @@ mod tests {
     const MQTT: &str = "[mqtt]\nserverAddress=\"tcp://localhost:1883\"\n";
 
     /// The original iotmonitor's example configuration, as shipped.
-    const ORIGINAL: &str = r#"
-[mqtt]
-serverAddress="tcp://localhost:1883"
-baseTopic="home/monitoring"
-user=""
-password=""
-
-[device_esp04]
-watchTimeOut=60
-helloTopic="home/esp04"
-watchTopics="home/esp04/sensors/#"
-stateTopics="home/esp04/actuators/#"
-
-[device_esp02]
-;watchTimeOut=
-watchTopics="home/esp02/sensors/#"
-
-[agent_ledboxdaemon]
-exec="source ~/mqttagents/p3/bin/activate; cd ~/mqttagents/mqtt-agent-ledbox; python3 ledboxdaemon.py"
-watchTopics="home/agents/ledbox/#"
-"#;
+    const ORIGINAL: &str = include_str!("../tests/fixtures/original-config.toml");
 
     #[test]
     fn original_example_loads() {

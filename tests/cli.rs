@@ -31,28 +31,10 @@ fn version_names_the_commit() {
 
 #[test]
 fn original_example_config_checks() {
-    let text = r#"
-[mqtt]
-serverAddress="tcp://localhost:1883"
-baseTopic="home/monitoring"
-user="someone"
-password="s3cret-pw"
-
-[device_esp04]
-watchTimeOut=60
-helloTopic="home/esp04"
-watchTopics="home/esp04/sensors/#"
-stateTopics="home/esp04/actuators/#"
-
-[device_esp02]
-;watchTimeOut=
-watchTopics="home/esp02/sensors/#"
-
-[agent_ledboxdaemon]
-exec="source ~/mqttagents/p3/bin/activate; cd ~/mqttagents/mqtt-agent-ledbox; python3 ledboxdaemon.py"
-watchTopics="home/agents/ledbox/#"
-"#;
-    let (code, out, err) = check(text);
+    let text = include_str!("fixtures/original-config.toml")
+        .replace("user=\"\"", "user=\"someone\"")
+        .replace("password=\"\"", "password=\"s3cret-pw\"");
+    let (code, out, err) = check(&text);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("3 devices, 1 of them agents"), "{out}");
     assert!(
