@@ -83,6 +83,7 @@ impl Daemon {
     ) -> anyhow::Result<Daemon> {
         let start_ms = now_ms();
         let presence = Presence {
+            base: format!("{}/", config.mqtt.base_topic),
             topic: format!("{}/status", config.mqtt.base_topic),
             online: "online",
             offline: "offline",
@@ -312,7 +313,7 @@ impl Daemon {
 
     fn on_message(&mut self, msg: Incoming, now_ms: u64) {
         self.messages += 1;
-        if self.is_own_topic(&msg.topic) {
+        if self.is_own_topic(&msg.topic) || self.link.is_echo(&msg) {
             return;
         }
         if let Some(ha) = &self.config.homeassistant {
@@ -423,6 +424,7 @@ impl Daemon {
     fn tick(&mut self, now: Instant) {
         let now_ms = now_ms();
         self.link.poll(now);
+        self.link.expire_echoes(now);
         self.up = (self.up + 1) % UP_WRAP;
         let base = self.config.mqtt.base_topic.clone();
         let up = self.up.to_string();

@@ -12,6 +12,7 @@ pub mod broker;
 pub mod config;
 pub mod daemon;
 pub mod dump;
+pub mod echo;
 pub mod filter;
 pub mod http;
 pub mod link;

@@ -17,6 +17,7 @@ use paho_mqtt as mqtt;
 
 use crate::backoff::Backoff;
 use crate::config::{MqttConfig, Tls};
+use crate::echo::EchoGuard;
 
 /// A message received from the broker.
 #[derive(Debug, Clone)]
@@ -38,6 +39,9 @@ pub enum LinkEvent {
 /// What the daemon publishes when it connects and what the broker publishes
 /// for it when it vanishes (retained birth / last will).
 pub struct Presence {
+    /// The daemon's own topics start with this (`B/`): never echo-guarded,
+    /// the daemon ignores them anyway.
+    pub base: String,
     pub topic: String,
     pub online: &'static str,
     pub offline: &'static str,
@@ -56,6 +60,15 @@ pub struct Link {
     events: Sender<LinkEvent>,
     /// Publishes are being refused (queue full): warned once per episode.
     refusing: bool,
+    config: MqttConfig,
+    /// The MQTT version of the client: 5, or 3.1.1 for older brokers.
+    version: u32,
+    /// A connection succeeded with this version: no more switching.
+    settled: bool,
+    /// Why the last MQTT 5 attempt failed (reported with the 3.1.1 one).
+    v5_failure: Option<String>,
+    /// With MQTT 3.1.1 only: drops the broker's copies of our publishes.
+    echoes: EchoGuard,
 }
 
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
@@ -85,68 +98,86 @@ fn ssl_options(tls: &Tls) -> anyhow::Result<mqtt::SslOptions> {
     Ok(ssl.finalize())
 }
 
+/// A Paho client for `cfg` speaking `version`, its callbacks turned into
+/// events, and its connect options.
+fn build(
+    cfg: &MqttConfig,
+    presence: &Presence,
+    events: &Sender<LinkEvent>,
+    version: u32,
+) -> anyhow::Result<(mqtt::AsyncClient, mqtt::ConnectOptions)> {
+    let create = mqtt::CreateOptionsBuilder::new()
+        .server_uri(&cfg.server_address)
+        .client_id(&cfg.client_id)
+        .persistence(mqtt::PersistenceType::None)
+        .mqtt_version(version)
+        // Paho refuses publishes beyond this many queued commands, even
+        // while connected: room for bursts, still a bound on memory.
+        .max_buffered_messages(MAX_QUEUED)
+        .send_while_disconnected(false)
+        .finalize();
+    let client = mqtt::AsyncClient::new(create).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create an MQTT client for {}: {e}",
+            cfg.server_address
+        )
+    })?;
+    let tx = events.clone();
+    client.set_connected_callback(move |_| {
+        let _ = tx.send(LinkEvent::Connected);
+    });
+    let tx = events.clone();
+    client.set_connection_lost_callback(move |_| {
+        let _ = tx.send(LinkEvent::Lost);
+    });
+    let tx = events.clone();
+    client.set_message_callback(move |_, msg| {
+        if let Some(msg) = msg {
+            let _ = tx.send(LinkEvent::Message(Incoming {
+                topic: msg.topic().to_string(),
+                payload: msg.payload().to_vec(),
+                retained: msg.retained(),
+            }));
+        }
+    });
+
+    let will = mqtt::Message::new_retained(&presence.topic, presence.offline, mqtt::QOS_1);
+    let mut builder = if version == mqtt::MQTT_VERSION_5 {
+        mqtt::ConnectOptionsBuilder::new_v5()
+    } else {
+        mqtt::ConnectOptionsBuilder::with_mqtt_version(version)
+    };
+    builder
+        .keep_alive_interval(Duration::from_secs(20))
+        .connect_timeout(Duration::from_secs(10))
+        .will_message(will);
+    if version == mqtt::MQTT_VERSION_5 {
+        builder.clean_start(true);
+    } else {
+        builder.clean_session(true);
+    }
+    if let Some(user) = &cfg.user {
+        builder.user_name(user);
+    }
+    if let Some(password) = &cfg.password {
+        builder.password(password.as_str());
+    }
+    if cfg.server_address.starts_with("ssl://") || cfg.server_address.starts_with("mqtts://") {
+        builder.ssl_options(ssl_options(&cfg.tls)?);
+    }
+    Ok((client, builder.finalize()))
+}
+
 impl Link {
     pub fn new(
         cfg: &MqttConfig,
         presence: Presence,
         events: Sender<LinkEvent>,
     ) -> anyhow::Result<Link> {
-        let create = mqtt::CreateOptionsBuilder::new()
-            .server_uri(&cfg.server_address)
-            .client_id(&cfg.client_id)
-            .persistence(mqtt::PersistenceType::None)
-            .mqtt_version(mqtt::MQTT_VERSION_5)
-            // Paho refuses publishes beyond this many queued commands, even
-            // while connected: room for a start-up replay of many states,
-            // still a bound on memory.
-            .max_buffered_messages(MAX_QUEUED)
-            .send_while_disconnected(false)
-            .finalize();
-        let client = mqtt::AsyncClient::new(create).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot create an MQTT client for {}: {e}",
-                cfg.server_address
-            )
-        })?;
-
-        let tx = events.clone();
-        client.set_connected_callback(move |_| {
-            let _ = tx.send(LinkEvent::Connected);
-        });
-        let tx = events.clone();
-        client.set_connection_lost_callback(move |_| {
-            let _ = tx.send(LinkEvent::Lost);
-        });
-        let tx = events.clone();
-        client.set_message_callback(move |_, msg| {
-            if let Some(msg) = msg {
-                let _ = tx.send(LinkEvent::Message(Incoming {
-                    topic: msg.topic().to_string(),
-                    payload: msg.payload().to_vec(),
-                    retained: msg.retained(),
-                }));
-            }
-        });
-
-        let will = mqtt::Message::new_retained(&presence.topic, presence.offline, mqtt::QOS_1);
-        let mut builder = mqtt::ConnectOptionsBuilder::new_v5();
-        builder
-            .keep_alive_interval(Duration::from_secs(20))
-            .clean_start(true)
-            .connect_timeout(Duration::from_secs(10))
-            .will_message(will);
-        if let Some(user) = &cfg.user {
-            builder.user_name(user);
-        }
-        if let Some(password) = &cfg.password {
-            builder.password(password.as_str());
-        }
-        if cfg.server_address.starts_with("ssl://") || cfg.server_address.starts_with("mqtts://") {
-            builder.ssl_options(ssl_options(&cfg.tls)?);
-        }
+        let (client, opts) = build(cfg, &presence, &events, mqtt::MQTT_VERSION_5)?;
         Ok(Link {
             client,
-            opts: builder.finalize(),
+            opts,
             presence,
             connected: false,
             connecting: false,
@@ -155,7 +186,21 @@ impl Link {
             filters: Vec::new(),
             events,
             refusing: false,
+            config: cfg.clone(),
+            version: mqtt::MQTT_VERSION_5,
+            settled: false,
+            v5_failure: None,
+            echoes: EchoGuard::default(),
         })
+    }
+
+    /// Replaces the client by one speaking `version`.
+    fn switch_version(&mut self, version: u32) -> anyhow::Result<()> {
+        let (client, opts) = build(&self.config, &self.presence, &self.events, version)?;
+        self.client = client;
+        self.opts = opts;
+        self.version = version;
+        Ok(())
     }
 
     pub fn is_connected(&self) -> bool {
@@ -194,6 +239,11 @@ impl Link {
                 self.connecting = false;
                 self.connected = true;
                 self.backoff.reset();
+                self.v5_failure = None;
+                if !self.settled && self.version != mqtt::MQTT_VERSION_5 {
+                    warn!("the broker does not speak MQTT 5: using MQTT 3.1.1, with the daemon's own publications filtered out by their content");
+                }
+                self.settled = true;
                 info!("connected to {}", self.client.server_uri());
                 self.subscribe(&self.filters.clone());
                 self.publish(
@@ -205,10 +255,29 @@ impl Link {
             }
             LinkEvent::ConnectFailed(why) => {
                 self.connecting = false;
-                self.retry_later(
-                    now,
-                    &format!("cannot connect to {}: {why}", self.client.server_uri()),
-                );
+                let uri = self.client.server_uri();
+                if !self.settled && self.version == mqtt::MQTT_VERSION_5 {
+                    // Perhaps an older broker: try MQTT 3.1.1 at once.
+                    self.v5_failure = Some(why.clone());
+                    match self.switch_version(mqtt::MQTT_VERSION_3_1_1) {
+                        Ok(()) => {
+                            debug!("MQTT 5 connect to {uri} failed ({why}): trying MQTT 3.1.1");
+                            self.next_attempt = Some(now);
+                            return false;
+                        }
+                        Err(e) => warn!("{e}"),
+                    }
+                }
+                let why = match self.v5_failure.take() {
+                    Some(v5) if v5 != *why => format!("{v5} (with MQTT 3.1.1: {why})"),
+                    _ => why.clone(),
+                };
+                if !self.settled && self.version != mqtt::MQTT_VERSION_5 {
+                    if let Err(e) = self.switch_version(mqtt::MQTT_VERSION_5) {
+                        warn!("{e}");
+                    }
+                }
+                self.retry_later(now, &format!("cannot connect to {uri}: {why}"));
                 false
             }
             LinkEvent::Lost => {
@@ -254,15 +323,20 @@ impl Link {
     }
 
     fn subscribe(&self, filters: &[String]) {
-        // "No local": the broker does not send back what the daemon itself
-        // publishes (replayed states, its own topics).
+        // MQTT 5 "no local": the broker does not send back what the daemon
+        // itself publishes (replayed states, its own topics). With 3.1.1 the
+        // echo guard drops those copies.
         for chunk in filters.chunks(SUBSCRIBE_CHUNK) {
             let qos = vec![mqtt::QOS_0; chunk.len()];
-            let opts = vec![mqtt::SubscribeOptions::with_no_local(); chunk.len()];
-            drop(
-                self.client
-                    .subscribe_many_with_options(chunk, &qos, &opts, None),
-            );
+            if self.version == mqtt::MQTT_VERSION_5 {
+                let opts = vec![mqtt::SubscribeOptions::with_no_local(); chunk.len()];
+                drop(
+                    self.client
+                        .subscribe_many_with_options(chunk, &qos, &opts, None),
+                );
+            } else {
+                drop(self.client.subscribe_many(chunk, &qos));
+            }
         }
         debug!("subscribed to {} filters", filters.len());
     }
@@ -282,6 +356,9 @@ impl Link {
         match self.client.try_publish(msg) {
             Ok(_) => {
                 self.refusing = false;
+                if self.version != mqtt::MQTT_VERSION_5 && !topic.starts_with(&self.presence.base) {
+                    self.echoes.published(topic, payload, Instant::now());
+                }
                 true
             }
             Err(e) => {
@@ -294,6 +371,17 @@ impl Link {
                 false
             }
         }
+    }
+
+    /// Is this incoming message the broker's copy of one of our publishes
+    /// (only possible without MQTT 5)?
+    pub fn is_echo(&mut self, msg: &Incoming) -> bool {
+        self.version != mqtt::MQTT_VERSION_5 && self.echoes.is_echo(&msg.topic, &msg.payload)
+    }
+
+    /// Once a second: forgets publishes the broker never echoed.
+    pub fn expire_echoes(&mut self, now: Instant) {
+        self.echoes.expire(now);
     }
 
     /// Publishes the offline presence and disconnects, waiting at most
