@@ -166,22 +166,77 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
     let mut p = Parser {
         file: path,
         line_starts,
+        offset: 0,
         warnings: Vec::new(),
+        found: Found::default(),
     };
-    let root = DeTable::parse(&text).map_err(|e| {
-        let line = e.span().map(|s| p.line(s.start));
-        ConfigError {
-            file: path.to_path_buf(),
-            line,
-            key: None,
-            message: format!("invalid TOML: {}", e.message().trim()),
+    // A large configuration (thousands of devices) is parsed a section at
+    // a time, so that its whole parse tree never sits in memory. When the
+    // sections cannot stand alone (a parse error, a table continued in
+    // another section), the whole document is parsed instead: it gives the
+    // exact error or the merged tables.
+    let chunks = sections(&text);
+    if chunks.len() > 1 && sections_stand_alone(&text, &chunks) {
+        for chunk in chunks {
+            let table = DeTable::parse(&text[chunk.clone()]).map_err(|e| p.toml_error(&e))?;
+            p.offset = chunk.start;
+            p.entries(table.get_ref())?;
         }
-    })?;
-    let config = p.config(root.get_ref())?;
+    } else {
+        let root = DeTable::parse(&text).map_err(|e| p.toml_error(&e))?;
+        p.entries(root.get_ref())?;
+    }
+    let config = p.finish()?;
     Ok(Loaded {
         config,
         warnings: p.warnings,
     })
+}
+
+/// Byte ranges of the text split before each line that opens a table
+/// (`[...]`), outside multi-line strings.
+fn sections(text: &str) -> Vec<Range<usize>> {
+    const BASIC: &str = "\"\"\"";
+    const LITERAL: &str = "'''";
+    let mut starts = vec![0];
+    let mut in_string: Option<&str> = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if in_string.is_none() && at > 0 && line.trim_start().starts_with('[') {
+            starts.push(at);
+        }
+        let mut rest = line;
+        loop {
+            // The next delimiter that opens or closes a multi-line string.
+            let next = match in_string {
+                Some(d) => rest.find(d).map(|pos| (pos, d)),
+                None => [BASIC, LITERAL]
+                    .iter()
+                    .filter_map(|d| rest.find(d).map(|pos| (pos, *d)))
+                    .min(),
+            };
+            let Some((pos, d)) = next else { break };
+            rest = &rest[pos + d.len()..];
+            in_string = if in_string.is_some() { None } else { Some(d) };
+        }
+        at += line.len();
+    }
+    starts.push(text.len());
+    starts.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+/// Does every section parse alone, each top-level name in one section only?
+fn sections_stand_alone(text: &str, chunks: &[Range<usize>]) -> bool {
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    chunks
+        .iter()
+        .all(|c| match DeTable::parse(&text[c.clone()]) {
+            Ok(t) => t
+                .get_ref()
+                .iter()
+                .all(|(k, _)| seen.insert(k.get_ref().to_string())),
+            Err(_) => false,
+        })
 }
 
 /// The original accepted `;` comment lines; TOML does not. Turn them into
@@ -205,7 +260,23 @@ struct Parser<'a> {
     file: &'a Path,
     /// Byte offset of the start of each line.
     line_starts: Vec<usize>,
+    /// Where the text being parsed starts in the file (spans are relative
+    /// to it).
+    offset: usize,
     warnings: Vec<ConfigError>,
+    found: Found,
+}
+
+/// What the sections parsed so far configured.
+#[derive(Default)]
+struct Found {
+    mqtt: Option<MqttConfig>,
+    http_bind: Option<std::net::SocketAddr>,
+    homeassistant: Option<HomeAssistant>,
+    broker_listen: Option<std::net::SocketAddr>,
+    devices: Vec<DeviceConfig>,
+    /// Device and agent names, with the line defining them.
+    names: HashMap<String, usize>,
 }
 
 type Entry<'t, 'i> = (
@@ -216,7 +287,17 @@ type Entry<'t, 'i> = (
 impl Parser<'_> {
     /// The 1-based line of a byte offset.
     fn line(&self, offset: usize) -> usize {
-        self.line_starts.partition_point(|&start| start <= offset)
+        self.line_starts
+            .partition_point(|&start| start <= self.offset + offset)
+    }
+
+    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: e.span().map(|s| self.line(s.start)),
+            key: None,
+            message: format!("invalid TOML: {}", e.message().trim()),
+        }
     }
 
     fn error(
@@ -238,17 +319,9 @@ impl Parser<'_> {
         self.warnings.push(w);
     }
 
-    fn config(&mut self, root: &DeTable<'_>) -> Result<Config, ConfigError> {
-        let mut entries: Vec<Entry<'_, '_>> = root.iter().collect();
-        entries.sort_by_key(|(k, _)| k.span().start);
-
-        let mut mqtt = None;
-        let mut http_bind = None;
-        let mut homeassistant = None;
-        let mut broker_listen = None;
-        let mut devices: Vec<DeviceConfig> = Vec::new();
-        let mut names: HashMap<String, usize> = HashMap::new();
-        for (key, value) in entries {
+    /// Takes in the top-level entries (sections) of a parsed text.
+    fn entries(&mut self, root: &DeTable<'_>) -> Result<(), ConfigError> {
+        for (key, value) in Self::sorted(root) {
             let section = key.get_ref().as_ref();
             let table = match value.get_ref() {
                 DeValue::Table(t) => t,
@@ -262,16 +335,16 @@ impl Parser<'_> {
                 }
             };
             let kind = if section == "mqtt" {
-                mqtt = Some(self.mqtt(table)?);
+                self.found.mqtt = Some(self.mqtt(table)?);
                 continue;
             } else if section == "http" {
-                http_bind = self.http(table)?;
+                self.found.http_bind = self.http(table)?;
                 continue;
             } else if section == "homeassistant" {
-                homeassistant = self.homeassistant(table)?;
+                self.found.homeassistant = self.homeassistant(table)?;
                 continue;
             } else if section == "broker" {
-                broker_listen = Some(self.broker(key.span(), table)?);
+                self.found.broker_listen = Some(self.broker(key.span(), table)?);
                 continue;
             } else if let Some(name) = section.strip_prefix("device_") {
                 (name, false)
@@ -304,24 +377,32 @@ impl Parser<'_> {
                     ),
                 ));
             }
-            if let Some(first) = names.get(name) {
+            if let Some(first) = self.found.names.get(name) {
                 return Err(self.error(
                     key.span(),
                     section,
                     format!("a device or agent named '{name}' is already defined at line {first}"),
                 ));
             }
-            names.insert(name.to_string(), self.line(key.span().start));
-            devices.push(self.device(section, name, agent, key.span(), table)?);
+            let line = self.line(key.span().start);
+            self.found.names.insert(name.to_string(), line);
+            let device = self.device(section, name, agent, key.span(), table)?;
+            self.found.devices.push(device);
         }
-        let mut mqtt = mqtt.ok_or_else(|| ConfigError {
+        Ok(())
+    }
+
+    /// The configuration, once every section is in.
+    fn finish(&mut self) -> Result<Config, ConfigError> {
+        let found = std::mem::take(&mut self.found);
+        let mut mqtt = found.mqtt.ok_or_else(|| ConfigError {
             file: self.file.to_path_buf(),
             line: None,
             key: Some("mqtt".into()),
             message: "missing [mqtt] section (with serverAddress=\"tcp://host:1883\")".into(),
         })?;
         if mqtt.server_address.is_empty() {
-            match broker_listen {
+            match found.broker_listen {
                 // The daemon then talks to its embedded broker.
                 Some(addr) => mqtt.server_address = format!("tcp://{addr}"),
                 None => {
@@ -337,10 +418,10 @@ impl Parser<'_> {
         }
         Ok(Config {
             mqtt,
-            devices,
-            http_bind,
-            homeassistant,
-            broker_listen,
+            devices: found.devices,
+            http_bind: found.http_bind,
+            homeassistant: found.homeassistant,
+            broker_listen: found.broker_listen,
         })
     }
 
@@ -848,6 +929,48 @@ mod tests {
             "{w:?}"
         );
         assert!(w[2].contains("devices_b"), "{w:?}");
+    }
+
+    #[test]
+    fn sections_split_outside_multiline_strings() {
+        let text = "a=1\n[x]\nk=\"\"\"\n[not a section]\n\"\"\"\n  [y]\nv='''\n[z]'''\n[w]\n";
+        let parts: Vec<&str> = sections(text).into_iter().map(|r| &text[r]).collect();
+        assert_eq!(
+            parts,
+            [
+                "a=1\n",
+                "[x]\nk=\"\"\"\n[not a section]\n\"\"\"\n",
+                "  [y]\nv='''\n[z]'''\n",
+                "[w]\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn tables_continued_elsewhere_fall_back_to_the_whole_document() {
+        // [device_a.extra] continues device_a: parsed whole, it is one
+        // device (with an unknown key).
+        let loaded = load_str(&format!(
+            "{MQTT}[device_a]\nwatchTopics=\"a\"\n[device_b]\nwatchTopics=\"b\"\n[device_a.extra]\nx=1\n"
+        ))
+        .unwrap();
+        assert_eq!(loaded.config.devices.len(), 2);
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.to_string().contains("device_a.extra")),
+            "{:?}",
+            loaded.warnings
+        );
+        // A multi-line array with a line starting with '[' still loads.
+        let c = load_str(&format!("{MQTT}[device_a]\nwatchTopics=[\n[\"a\"],\n]\n"));
+        assert_eq!(c.unwrap_err().key.as_deref(), Some("device_a.watchTopics"));
+        let c = load_str(&format!(
+            "{MQTT}[device_a]\nwatchTopics=[\n\"a\",\n\"b\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.config.devices[0].watch_topics.len(), 2);
     }
 
     #[test]

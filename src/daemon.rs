@@ -26,10 +26,12 @@ const MAX_BURST: usize = 4096;
 const COMMIT_WINDOW: Duration = Duration::from_millis(20);
 /// ... or as soon as this many writes are pending, or before a replay.
 const MAX_BATCH: usize = 8192;
-/// The start-up replay republishes this many states ...
+/// The start-up replay republishes this many states, and a round of
+/// hello counts this many devices ...
 const REPLAY_PAGE: usize = 1000;
-/// ... every this long (100,000 states a second at most).
-const REPLAY_PACE: Duration = Duration::from_millis(10);
+const COUNT_PAGE: usize = 1000;
+/// ... every this long (100,000 messages a second at most).
+const PACE: Duration = Duration::from_millis(10);
 /// Offset after each wall-clock second at which the tick runs.
 const TICK_OFFSET_MS: u64 = 5;
 const UP_WRAP: u64 = 1_000_000;
@@ -66,6 +68,8 @@ pub struct Daemon {
     replay_cursor: Option<Vec<u8>>,
     /// States republished by the start-up replay.
     replayed: usize,
+    /// The round of hello counts in progress: the next device to publish.
+    count_cursor: Option<usize>,
     messages: u64,
     states_stored: u64,
     agents: Supervisor,
@@ -76,7 +80,7 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(
         config_path: PathBuf,
-        config: Config,
+        mut config: Config,
         store: Store,
         agent_logs: PathBuf,
         link_events: crossbeam_channel::Sender<LinkEvent>,
@@ -89,20 +93,20 @@ impl Daemon {
             offline: "offline",
         };
         let mut link = Link::new(&config.mqtt, presence, link_events)?;
-        let devices: Vec<Device> = config
-            .devices
-            .iter()
+        // The devices own their configuration from here on.
+        let devices: Vec<Device> = std::mem::take(&mut config.devices)
+            .into_iter()
             .map(|cfg| Device {
-                cfg: cfg.clone(),
                 watch: Watch::new(cfg.watch_timeout, start_ms),
+                cfg,
                 hello_count: 0,
                 expired: false,
             })
             .collect();
-        let routes = Routes::build(&config.devices);
+        let routes = Routes::build(devices.iter().map(|d| &d.cfg));
         link.set_filters(subscriptions(&config, &routes));
         let mut agents = Supervisor::new(agent_logs);
-        agents.configure(agent_specs(&config));
+        agents.configure(agent_specs(&devices));
         Ok(Daemon {
             config_path,
             config,
@@ -117,6 +121,7 @@ impl Daemon {
             commit_due: None,
             replay_cursor: None,
             replayed: 0,
+            count_cursor: None,
             messages: 0,
             states_stored: 0,
             agents,
@@ -146,9 +151,10 @@ impl Daemon {
             if self.replay_cursor.is_some() && self.link.is_connected() {
                 self.replay_page();
             }
+            self.publish_counts();
             let mut wake = self.commit_due.map_or(next_tick, |due| due.min(next_tick));
-            if self.replay_cursor.is_some() {
-                wake = wake.min(now + REPLAY_PACE);
+            if self.replay_cursor.is_some() || self.count_cursor.is_some() {
+                wake = wake.min(now + PACE);
             }
             select! {
                 recv(link_rx) -> ev => {
@@ -450,15 +456,36 @@ impl Daemon {
                     false,
                 );
             }
-            let d = &self.devices[i];
-            let count = d.hello_count.to_string();
-            self.link.publish(
-                &format!("{base}/helloTopicCount/{}", d.cfg.name),
-                count.as_bytes(),
-                false,
-            );
         }
+        // A round still going from the last tick is finished first.
+        while self.count_cursor.is_some() {
+            self.publish_counts();
+        }
+        self.count_cursor = Some(0);
+        self.publish_counts();
         self.supervise_agents(now, now_ms);
+    }
+
+    /// `B/helloTopicCount/<name>` for the next page of devices: a round
+    /// starts at each tick and is spread over the following milliseconds,
+    /// so that Paho never queues thousands of them at once.
+    fn publish_counts(&mut self) {
+        let Some(start) = self.count_cursor.take() else {
+            return;
+        };
+        if start >= self.devices.len() {
+            return; // the device list shrank (reload)
+        }
+        let end = (start + COUNT_PAGE).min(self.devices.len());
+        let base = &self.config.mqtt.base_topic;
+        for d in &self.devices[start..end] {
+            let topic = format!("{base}/helloTopicCount/{}", d.cfg.name);
+            self.link
+                .publish(&topic, d.hello_count.to_string().as_bytes(), false);
+        }
+        if end < self.devices.len() {
+            self.count_cursor = Some(end);
+        }
     }
 
     /// Relaunches missing agents, restarts expired ones (restartOnExpire)
@@ -505,32 +532,28 @@ impl Daemon {
             warn!("reload: changes to [mqtt] and [broker] take effect at the next restart");
         }
         let now = now_ms();
-        let mut old: Vec<Option<Device>> = std::mem::take(&mut self.devices)
+        let mut old: HashMap<String, Device> = std::mem::take(&mut self.devices)
             .into_iter()
-            .map(Some)
+            .map(|d| (d.cfg.name.clone(), d))
             .collect();
         let mut devices = Vec::with_capacity(new.devices.len());
-        for cfg in &new.devices {
-            let kept = old
-                .iter_mut()
-                .find(|d| d.as_ref().is_some_and(|d| d.cfg.name == cfg.name))
-                .and_then(Option::take);
-            let device = match kept {
+        for cfg in std::mem::take(&mut new.devices) {
+            let device = match old.remove(&cfg.name) {
                 Some(mut d) => {
                     if d.watch.timeout_s() != cfg.watch_timeout {
                         d.watch.set_timeout(cfg.watch_timeout, self.start_ms);
                     }
-                    if d.cfg != *cfg {
+                    if d.cfg != cfg {
                         info!("reload: device {} changed", cfg.name);
                     }
-                    d.cfg = cfg.clone();
+                    d.cfg = cfg;
                     d
                 }
                 None => {
                     info!("reload: device {} added", cfg.name);
                     Device {
-                        cfg: cfg.clone(),
                         watch: Watch::new(cfg.watch_timeout, now),
+                        cfg,
                         hello_count: 0,
                         expired: false,
                     }
@@ -538,14 +561,15 @@ impl Daemon {
             };
             devices.push(device);
         }
-        for d in old.into_iter().flatten() {
+        for d in old.into_values() {
             info!("reload: device {} removed", d.cfg.name);
             self.forget_device(&d.cfg);
         }
         self.devices = devices;
-        self.routes = Routes::build(&new.devices);
+        self.count_cursor = None;
+        self.routes = Routes::build(self.devices.iter().map(|d| &d.cfg));
         self.link.set_filters(subscriptions(&new, &self.routes));
-        self.agents.configure(agent_specs(&new));
+        self.agents.configure(agent_specs(&self.devices));
         self.config = new;
         for i in 0..self.devices.len() {
             self.publish_availability(i);
@@ -555,10 +579,10 @@ impl Daemon {
     }
 }
 
-fn agent_specs(config: &Config) -> Vec<AgentSpec> {
-    config
-        .devices
+fn agent_specs(devices: &[Device]) -> Vec<AgentSpec> {
+    devices
         .iter()
+        .map(|d| &d.cfg)
         .filter_map(|d| {
             Some(AgentSpec {
                 name: d.name.clone(),

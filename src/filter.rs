@@ -201,6 +201,16 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
         self.nodes.len() - 1
     }
 
+    /// Releases the spare capacity left by the inserts.
+    pub fn shrink_to_fit(&mut self) {
+        self.nodes.shrink_to_fit();
+        for n in &mut self.nodes {
+            n.children.shrink_to_fit();
+            n.exact.shrink_to_fit();
+            n.rest.shrink_to_fit();
+        }
+    }
+
     /// Adds `value` under `filter`. The same pair twice is stored once.
     pub fn insert(&mut self, filter: &Filter, value: V) {
         let mut node = 0;

@@ -36,6 +36,8 @@ impl Routes {
                 all.push(Filter::exact(h));
             }
         }
+        watch.shrink_to_fit();
+        state.shrink_to_fit();
         let subscriptions = minimal_cover(&all)
             .into_iter()
             .map(|f| f.as_str().to_string())
