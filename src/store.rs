@@ -171,9 +171,23 @@ impl Store {
         Ok(None)
     }
 
-    /// Commits what is pending and closes the database (releases the lock).
+    /// Commits what is pending, writes the in-memory table to a table file
+    /// (so the next start has no log to replay) and closes the database
+    /// (releases the lock).
     pub fn close(mut self) -> Result<(), StoreError> {
         self.commit()?;
+        // An empty key range: only the memory table is compacted.
+        let db = &mut self.db;
+        match quietly(|| db.compact_range(&[0xff; 4], &[])) {
+            Ok(Ok(())) => {}
+            Ok(Err(status)) => return Err(classify(&self.path, status.code, status.err)),
+            Err(detail) => {
+                return Err(StoreError::Io {
+                    path: self.path.clone(),
+                    detail,
+                })
+            }
+        }
         self.db
             .close()
             .map_err(|s| classify(&self.path, s.code, s.err))
