@@ -83,19 +83,14 @@ fn clk_tck() -> f64 {
 
 /// utime + stime of a process, in seconds.
 fn cpu_s(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields
-            .get(12)
+    let fields = proc_stat(pid);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
             .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-    ticks / clk_tck()
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / clk_tck()
 }
 
 fn peak_rss_mb(pid: i32) -> f64 {

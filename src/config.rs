@@ -431,15 +431,7 @@ impl Parser<'_> {
             let k = key.get_ref().as_ref();
             let path = format!("http.{k}");
             if k == "bind" {
-                let s = self.string(&path, value)?;
-                let addr = s.parse().map_err(|_| {
-                    self.error(
-                        value.span(),
-                        &path,
-                        format!("'{s}' is not an address:port such as 127.0.0.1:8079"),
-                    )
-                })?;
-                bind = Some(addr);
+                bind = Some(self.socket_addr(&path, value, "127.0.0.1:8079")?);
             } else {
                 let hint = suggestion(k, HTTP_KEYS);
                 self.warn(key.span(), path, format!("unknown key, ignored{hint}"));
@@ -465,14 +457,7 @@ impl Parser<'_> {
             let k = key.get_ref().as_ref();
             let path = format!("broker.{k}");
             if k == "listen" {
-                let s = self.string(&path, value)?;
-                listen = Some(s.parse().map_err(|_| {
-                    self.error(
-                        value.span(),
-                        &path,
-                        format!("'{s}' is not an address:port such as 127.0.0.1:1883"),
-                    )
-                })?);
+                listen = Some(self.socket_addr(&path, value, "127.0.0.1:1883")?);
             } else {
                 let hint = suggestion(k, BROKER_KEYS);
                 self.warn(key.span(), path, format!("unknown key, ignored{hint}"));
@@ -696,6 +681,22 @@ impl Parser<'_> {
             )
         })?;
         Ok(file)
+    }
+
+    fn socket_addr(
+        &self,
+        path: &str,
+        value: &Spanned<DeValue<'_>>,
+        example: &str,
+    ) -> Result<std::net::SocketAddr, ConfigError> {
+        let s = self.string(path, value)?;
+        s.parse().map_err(|_| {
+            self.error(
+                value.span(),
+                path,
+                format!("'{s}' is not an address:port such as {example}"),
+            )
+        })
     }
 
     fn boolean(&self, path: &str, value: &Spanned<DeValue<'_>>) -> Result<bool, ConfigError> {

@@ -182,22 +182,18 @@ fn relaunch_after_kill_with_backoff_and_no_zombies() {
 
     // No zombie children stay behind (a child that just died is reaped at
     // the next tick).
+    let daemon_pid = daemon.pid().to_string();
     let zombies = || -> Vec<String> {
         std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-            .filter(|stat| {
-                let fields: Vec<&str> = stat
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .split_whitespace()
-                    .collect();
-                fields.first() == Some(&"Z")
-                    && fields.get(1) == Some(&daemon.pid().to_string().as_str())
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| {
+                let fields = proc_stat(pid);
+                fields.first().map(String::as_str) == Some("Z")
+                    && fields.get(1) == Some(&daemon_pid)
             })
-            .map(|stat| stat.split(' ').next().unwrap_or("").to_string())
+            .map(|pid| pid.to_string())
             .collect()
     };
     let before = zombies();

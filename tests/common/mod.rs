@@ -362,6 +362,19 @@ impl Drop for Client {
     }
 }
 
+/// The fields of `/proc/<pid>/stat` after the command name (state first),
+/// empty when the process is gone.
+pub fn proc_stat(pid: i32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_default()
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
 /// A temporary directory holding `config.toml` with `text`.
 pub fn workdir(text: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
