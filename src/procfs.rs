@@ -1,25 +1,34 @@
 //! Finding agents in /proc (SPEC §6): one pass over `/proc/*/cmdline` per
 //! tick finds every process whose command line carries the tag
-//! `IOTMONITORMAGIC_<name>;`, for all agents at once. The `;` ends the name,
-//! so agent `led` never matches `ledbox`. Processes that vanish mid-scan,
-//! unreadable entries, empty command lines (kernel threads, zombies) and
-//! bytes that are not UTF-8 are skipped.
+//! `IOTMONITORMAGIC_<name>;`, for all agents at once — the cost does not
+//! grow with the number of agents. The `;` ends the name, so agent `led`
+//! never matches `ledbox`. Processes that vanish mid-scan, unreadable
+//! entries, empty command lines (kernel threads, zombies, a process in the
+//! middle of its execve) and names that are not UTF-8 are skipped.
+//!
+//! A tagged bash's forked children show its command line too until they
+//! exec, so a name may briefly map to more than one pid.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 const TAG: &[u8] = b"IOTMONITORMAGIC_";
 
-/// Agent name → pids carrying its tag (ascending).
+/// Agent name → pids carrying its tag (ascending, no duplicates).
 pub fn scan_tags() -> HashMap<String, Vec<i32>> {
     scan_tags_in(Path::new("/proc"))
 }
 
+/// [`scan_tags`] over a /proc-like tree at `root` (`<root>/<pid>/cmdline`).
 pub fn scan_tags_in(root: &Path) -> HashMap<String, Vec<i32>> {
     let mut found: HashMap<String, Vec<i32>> = HashMap::new();
     let Ok(entries) = std::fs::read_dir(root) else {
         return found;
     };
+    let mut path = PathBuf::from(root);
+    let mut cmdline = Vec::with_capacity(4096);
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -28,23 +37,51 @@ pub fn scan_tags_in(root: &Path) -> HashMap<String, Vec<i32>> {
         else {
             continue;
         };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
+        path.push(entry.file_name());
+        path.push("cmdline");
+        // File::open + read_to_end rather than fs::read: /proc files report
+        // a size of 0, so fs::read's extra stat would be wasted.
+        cmdline.clear();
+        let read = File::open(&path).and_then(|mut f| f.read_to_end(&mut cmdline));
+        path.pop();
+        path.pop();
+        if read.is_err() {
+            continue; // gone since read_dir, or not readable
+        }
         for name in tags(&cmdline) {
             let pids = found.entry(name.to_string()).or_default();
-            if !pids.contains(&pid) {
+            if pids.last() != Some(&pid) {
                 pids.push(pid);
             }
         }
     }
     for pids in found.values_mut() {
         pids.sort_unstable();
+        pids.dedup();
     }
     found
 }
 
-/// The agent names tagged in a command line.
+/// Whether `pid` exists and is not a zombie. (A pid says nothing about
+/// *which* process it is: use it only for a process known otherwise, such
+/// as an unreaped child.)
+pub fn is_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "<pid> (<comm>) <state> ...": comm may hold anything, even ") ".
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    !matches!(stat.get(close + 2), Some(b'Z' | b'X') | None)
+}
+
+/// The agent names tagged in a command line: for each `IOTMONITORMAGIC_`,
+/// the bytes up to the next `;` (within the same argument), when not empty
+/// and valid UTF-8.
 fn tags(cmdline: &[u8]) -> impl Iterator<Item = &str> {
     let mut rest = cmdline;
     std::iter::from_fn(move || loop {
@@ -61,7 +98,16 @@ fn tags(cmdline: &[u8]) -> impl Iterator<Item = &str> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    let first = needle[0];
+    let mut from = 0;
+    while let Some(i) = haystack[from..].iter().position(|&b| b == first) {
+        let at = from + i;
+        if haystack[at..].starts_with(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -77,12 +123,15 @@ mod tests {
         let cmd = b"/bin/bash\0-c\0echo IOTMONITORMAGIC_ledbox;python3 x.py;echo END\0";
         assert_eq!(names(cmd), ["ledbox"]);
         assert_eq!(names(b"echo IOTMONITORMAGIC_led\0"), Vec::<&str>::new());
+        assert_eq!(names(b"IOTMONITORMAGIC_led\0;"), Vec::<&str>::new());
         assert_eq!(names(b"IOTMONITORMAGIC_;x"), Vec::<&str>::new());
         assert_eq!(names(b"IOTMONITORMAGIC_a;IOTMONITORMAGIC_b;"), ["a", "b"]);
         assert_eq!(
             names(b"IOTMONITORMAGIC_\xff\xfe;IOTMONITORMAGIC_ok;"),
             ["ok"]
         );
+        assert_eq!(names(b"IOTMONITORMAGIC"), Vec::<&str>::new());
+        assert_eq!(names(b"IIOTMONITORMAGIC_x;"), ["x"]);
         assert_eq!(names(b""), Vec::<&str>::new());
     }
 
@@ -95,42 +144,65 @@ mod tests {
         };
         write(
             "10",
-            b"bash\0-c\0echo IOTMONITORMAGIC_led;sleep 1;echo END\0",
+            b"/bin/bash\0-c\0echo IOTMONITORMAGIC_led;sleep 1;echo END\0",
         );
         write(
             "7",
-            b"bash\0-c\0echo IOTMONITORMAGIC_led;sleep 1;echo END\0",
+            b"/bin/bash\0-c\0echo IOTMONITORMAGIC_led;sleep 1;echo END\0",
         );
         write("11", b"bash\0-c\0echo IOTMONITORMAGIC_ledbox;x;echo END\0");
-        write("12", b"");
-        write("self", b"IOTMONITORMAGIC_nope;");
-        std::fs::create_dir(root.path().join("13")).unwrap(); // no cmdline
+        write("12", b""); // kernel thread or zombie
+        write("14", b"IOTMONITORMAGIC_\xc3\x28;\0"); // not UTF-8
+        write("15", b"IOTMONITORMAGIC_led;IOTMONITORMAGIC_led;"); // twice
+        write("self", b"IOTMONITORMAGIC_nope;"); // not a pid
+        std::fs::create_dir(root.path().join("13")).unwrap(); // vanished
+        std::fs::create_dir_all(root.path().join("16/cmdline")).unwrap(); // unreadable
+        std::fs::write(root.path().join("17"), b"not a directory").unwrap();
         let found = scan_tags_in(root.path());
-        assert_eq!(found.get("led"), Some(&vec![7, 10]));
+        assert_eq!(found.get("led"), Some(&vec![7, 10, 15]));
         assert_eq!(found.get("ledbox"), Some(&vec![11]));
-        assert_eq!(found.len(), 2);
+        assert_eq!(found.len(), 2, "{found:?}");
         assert!(scan_tags_in(&root.path().join("missing")).is_empty());
+    }
+
+    /// Kills a process group and reaps its leader when dropped.
+    struct Group(std::process::Child);
+
+    impl Drop for Group {
+        fn drop(&mut self) {
+            unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+            let _ = self.0.wait(); // may already be reaped by a supervisor test
+        }
     }
 
     #[test]
     fn finds_a_real_process() {
+        use std::os::unix::process::CommandExt;
+        use std::time::{Duration, Instant};
         let name = format!("procfs_real_{}", std::process::id());
-        let mut child = std::process::Command::new("/bin/bash")
+        let child = std::process::Command::new("/bin/bash")
             .arg("-c")
             .arg(format!("echo IOTMONITORMAGIC_{name};sleep 30;echo END"))
             .stdout(std::process::Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        // Until bash has exec'd, the child still shows the test's cmdline.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let _group = Group(child);
+        // Right after spawn the new command line may not be readable yet
+        // (execve still setting it up), and bash's child shows it until it
+        // has exec'd sleep: wait for the steady state.
+        let deadline = Instant::now() + Duration::from_secs(10);
         let mut found = scan_tags();
-        while !found.contains_key(&name) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        while found.get(&name) != Some(&vec![pid]) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
             found = scan_tags();
         }
-        let _ = child.kill();
-        let _ = child.wait(); // may already be reaped by a supervisor test
         assert_eq!(found.get(&name), Some(&vec![pid]));
+        assert!(!found.contains_key(&name[..name.len() - 1]));
+        assert!(is_alive(pid));
+        assert!(is_alive(std::process::id() as i32));
+        assert!(!is_alive(0));
+        assert!(!is_alive(-1));
     }
 }
