@@ -156,11 +156,6 @@ impl Supervisor {
         self.find(name).map_or(0, |a| a.launches)
     }
 
-    /// Same as [`Supervisor::launches`] (the status page's `restarts`).
-    pub fn restarts(&self, name: &str) -> u64 {
-        self.launches(name)
-    }
-
     fn find(&self, name: &str) -> Option<&Agent> {
         self.agents.iter().find(|a| a.spec.name == name)
     }
@@ -635,9 +630,9 @@ mod tests {
         assert!(procfs::is_alive(pid));
         assert_eq!(sup.pid(&s.name), Some(pid));
         assert_eq!(sup.launches(&s.name), 1);
-        assert_eq!(sup.restarts(&s.name), 1);
+        assert_eq!(sup.launches(&s.name), 1);
         assert_eq!(sup.pid("unknown"), None);
-        assert_eq!(sup.restarts("unknown"), 0);
+        assert_eq!(sup.launches("unknown"), 0);
     }
 
     #[test]
