@@ -14,6 +14,7 @@ use crate::agents::{AgentSpec, Supervisor};
 use crate::config::{self, Config, DeviceConfig};
 use crate::http::{Query, Reply, Request};
 use crate::link::{Incoming, Link, LinkEvent, Presence};
+use crate::notify::Notifier;
 use crate::routes::{scan_prefixes, Routes};
 use crate::status::{self, Counters, DeviceStatus};
 use crate::store::{Store, StoreError};
@@ -30,6 +31,8 @@ const MAX_BATCH: usize = 8192;
 /// hello counts this many devices ...
 const REPLAY_PAGE: usize = 1000;
 const COUNT_PAGE: usize = 1000;
+/// Hello replays stop for a loop pass after this long.
+const REPLAY_BUDGET: Duration = Duration::from_millis(50);
 /// ... every this long (100,000 messages a second at most).
 const PACE: Duration = Duration::from_millis(10);
 /// Offset after each wall-clock second at which the tick runs.
@@ -75,6 +78,8 @@ pub struct Daemon {
     agents: Supervisor,
     /// `B/startedprocess/<name>` messages not sent yet (broker away).
     unsent_starts: Vec<(String, String)>,
+    /// systemd notification, when started by systemd with `Type=notify`.
+    notifier: Option<Notifier>,
 }
 
 impl Daemon {
@@ -126,6 +131,7 @@ impl Daemon {
             states_stored: 0,
             agents,
             unsent_starts: Vec::new(),
+            notifier: Notifier::from_env(),
         })
     }
 
@@ -137,6 +143,9 @@ impl Daemon {
         control: Receiver<Request>,
     ) -> Result<(), StoreError> {
         let mut next_tick = next_tick_after(Instant::now(), now_ms());
+        if let Some(n) = &self.notifier {
+            n.ready();
+        }
         self.link.poll(Instant::now());
         loop {
             let now = Instant::now();
@@ -145,7 +154,7 @@ impl Daemon {
                 next_tick = next_tick_after(Instant::now(), now_ms());
                 continue;
             }
-            if self.commit_due.is_some_and(|due| now >= due) {
+            if self.commit_due.is_some_and(|due| now >= due) || !self.replay_queue.is_empty() {
                 self.commit_and_replay()?;
             }
             if self.replay_cursor.is_some() && self.link.is_connected() {
@@ -153,7 +162,10 @@ impl Daemon {
             }
             self.publish_counts();
             let mut wake = self.commit_due.map_or(next_tick, |due| due.min(next_tick));
-            if self.replay_cursor.is_some() || self.count_cursor.is_some() {
+            if self.replay_cursor.is_some()
+                || self.count_cursor.is_some()
+                || !self.replay_queue.is_empty()
+            {
                 wake = wake.min(now + PACE);
             }
             select! {
@@ -182,6 +194,9 @@ impl Daemon {
             }
         }
         info!("stopping: disconnecting and closing the database");
+        if let Some(n) = &self.notifier {
+            n.stopping();
+        }
         self.link.shutdown(Duration::from_secs(2));
         self.store.close()
     }
@@ -199,6 +214,7 @@ impl Daemon {
             // Connected before the first tick: say we are up at once.
             self.tick(now);
         }
+        self.link.subscribe_all();
         for i in 0..self.devices.len() {
             self.publish_availability(i);
         }
@@ -363,12 +379,17 @@ impl Daemon {
     fn commit_and_replay(&mut self) -> Result<(), StoreError> {
         self.commit_due = None;
         self.store.commit()?;
-        let mut queue = std::mem::take(&mut self.replay_queue);
-        // A flood of hellos in one burst replays each device once.
-        queue.sort_unstable();
-        queue.dedup();
-        for i in queue {
+        // A flood of hellos in one burst replays each device once; a long
+        // queue (every device rebooting after a power cut) is replayed over
+        // several loop passes, so that ticks and alerts are not held up.
+        self.replay_queue.sort_unstable();
+        self.replay_queue.dedup();
+        let budget = Instant::now() + REPLAY_BUDGET;
+        while let Some(i) = self.replay_queue.pop() {
             self.replay_device(i as usize)?;
+            if Instant::now() >= budget {
+                break;
+            }
         }
         Ok(())
     }
@@ -376,7 +397,9 @@ impl Daemon {
     /// Republishes the stored states of one device (after its hello), never
     /// its hello topic itself.
     fn replay_device(&mut self, i: usize) -> Result<(), StoreError> {
-        let dev = &self.devices[i].cfg;
+        let Some(dev) = self.devices.get(i).map(|d| &d.cfg) else {
+            return Ok(());
+        };
         let mut states: Vec<(String, Vec<u8>)> = Vec::new();
         for prefix in scan_prefixes(&dev.state_topics) {
             self.store.for_each_with_prefix(prefix.as_bytes(), |k, v| {
@@ -429,6 +452,9 @@ impl Daemon {
 
     fn tick(&mut self, now: Instant) {
         let now_ms = now_ms();
+        if let Some(n) = &self.notifier {
+            n.alive();
+        }
         self.link.poll(now);
         self.link.expire_echoes(now);
         self.up = (self.up + 1) % UP_WRAP;
@@ -566,7 +592,9 @@ impl Daemon {
             self.forget_device(&d.cfg);
         }
         self.devices = devices;
+        // Positions changed: pending rounds restart with the new list.
         self.count_cursor = None;
+        self.replay_queue.clear();
         self.routes = Routes::build(self.devices.iter().map(|d| &d.cfg));
         self.link.set_filters(subscriptions(&new, &self.routes));
         self.agents.configure(agent_specs(&self.devices));

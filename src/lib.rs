@@ -16,6 +16,7 @@ pub mod echo;
 pub mod filter;
 pub mod http;
 pub mod link;
+pub mod notify;
 pub mod procfs;
 pub mod routes;
 pub mod status;

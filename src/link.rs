@@ -231,8 +231,16 @@ impl Link {
         ));
     }
 
+    /// Subscribes to every filter (after a connection). The caller sends
+    /// its first publications before: a broker handles a connection's
+    /// packets in order, and thousands of filters take it a while.
+    pub fn subscribe_all(&mut self) {
+        self.subscribe(&self.filters.clone());
+    }
+
     /// Updates the link after an event; returns true when the connection
-    /// has just been (re)established, so the caller can republish.
+    /// has just been (re)established (birth published), so the caller can
+    /// publish and then call `subscribe_all`.
     pub fn on_event(&mut self, event: &LinkEvent, now: Instant) -> bool {
         match event {
             LinkEvent::Connected => {
@@ -245,7 +253,6 @@ impl Link {
                 }
                 self.settled = true;
                 info!("connected to {}", self.client.server_uri());
-                self.subscribe(&self.filters.clone());
                 self.publish(
                     &self.presence.topic.clone(),
                     self.presence.online.as_bytes(),

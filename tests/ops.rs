@@ -181,3 +181,35 @@ fn http_status_metrics_and_health() {
     assert_eq!(http_get(http, "/nope").0, 404);
     assert!(daemon.terminate().success());
 }
+
+#[test]
+fn systemd_notification_ready_watchdog_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let broker = Broker::start();
+    let dir = workdir(&mqtt_section(broker.port, "t/notify"));
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(10 * S)).unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(dir.path())
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "2000000")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let recv = || {
+        let mut buf = [0u8; 256];
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(recv(), "READY=1");
+    assert_eq!(recv(), "WATCHDOG=1");
+    assert_eq!(recv(), "WATCHDOG=1", "one per tick");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut last = recv();
+    while last == "WATCHDOG=1" {
+        last = recv();
+    }
+    assert_eq!(last, "STOPPING=1");
+    assert!(child.wait().unwrap().success());
+}
