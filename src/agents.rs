@@ -766,15 +766,26 @@ mod tests {
         assert_eq!(sup.launches(&s.name), 1);
     }
 
-    #[test]
-    fn restart_on_expire_escalates_to_sigkill_and_relaunches() {
+    /// A supervisor of one `restartOnExpire` agent (watchTimeOut 10 s),
+    /// with its log directory and clean-up guard.
+    fn restarting_agent(
+        tag: &str,
+        exec: &str,
+    ) -> (tempfile::TempDir, AgentSpec, Cleanup, Supervisor) {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = spec(&name("expire_kill"), "trap '' TERM; echo ready; sleep 30");
+        let mut s = spec(&name(tag), exec);
         s.restart_on_expire = true;
         s.watch_timeout = Duration::from_secs(10);
         let c = Cleanup::new(&[&s.name]);
         let mut sup = Supervisor::new(dir.path().to_path_buf());
         sup.configure(vec![s.clone()]);
+        (dir, s, c, sup)
+    }
+
+    #[test]
+    fn restart_on_expire_escalates_to_sigkill_and_relaunches() {
+        let (dir, s, c, mut sup) =
+            restarting_agent("expire_kill", "trap '' TERM; echo ready; sleep 30");
         let t0 = Instant::now();
         let at = |secs: u64| t0 + Duration::from_secs(secs);
         let pid = c.track(sup.tick(t0, NEVER))[0].pid;
@@ -800,13 +811,7 @@ mod tests {
 
     #[test]
     fn restart_on_expire_restarts_once_per_expiry() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = spec(&name("expire_term"), "sleep 30");
-        s.restart_on_expire = true;
-        s.watch_timeout = Duration::from_secs(10);
-        let c = Cleanup::new(&[&s.name]);
-        let mut sup = Supervisor::new(dir.path().to_path_buf());
-        sup.configure(vec![s.clone()]);
+        let (_dir, s, c, mut sup) = restarting_agent("expire_term", "sleep 30");
         let t0 = Instant::now();
         let at = |secs: u64| t0 + Duration::from_secs(secs);
         let asked = RefCell::new(Vec::new());
@@ -820,7 +825,7 @@ mod tests {
         let pid1 = c.track(sup.tick(t0, &expired(true)))[0].pid;
         assert!(asked.borrow().is_empty(), "not asked before it runs");
         assert!(sup.tick(at(1), &expired(true)).is_empty(), "SIGTERM");
-        assert_eq!(*asked.borrow(), [s.name.clone()]);
+        assert_eq!(*asked.borrow(), std::slice::from_ref(&s.name));
         wait_gone(&s.name, pid1);
         let pid2 = c.track(sup.tick(at(2), &expired(true)))[0].pid;
         // Same expiry (no traffic since): left alone for a watch period.

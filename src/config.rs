@@ -41,9 +41,7 @@ const DEVICE_KEYS: &[&str] = &[
     "exec",
     "restartOnExpire",
 ];
-const HTTP_KEYS: &[&str] = &["bind"];
 const HA_KEYS: &[&str] = &["discovery", "prefix"];
-const BROKER_KEYS: &[&str] = &["listen"];
 const SECTIONS: &[&str] = &[
     "mqtt",
     "http",
@@ -338,7 +336,8 @@ impl Parser<'_> {
                 self.found.mqtt = Some(self.mqtt(table)?);
                 continue;
             } else if section == "http" {
-                self.found.http_bind = self.http(table)?;
+                self.found.http_bind =
+                    self.address_section("http", "bind", "127.0.0.1:8079", table)?;
                 continue;
             } else if section == "homeassistant" {
                 self.found.homeassistant = self.homeassistant(table)?;
@@ -425,19 +424,27 @@ impl Parser<'_> {
         })
     }
 
-    fn http(&mut self, table: &DeTable<'_>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
-        let mut bind = None;
+    /// A section with one address key (`[http] bind`, `[broker] listen`);
+    /// other keys are warnings.
+    fn address_section(
+        &mut self,
+        section: &str,
+        key_name: &str,
+        example: &str,
+        table: &DeTable<'_>,
+    ) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        let mut addr = None;
         for (key, value) in Self::sorted(table) {
             let k = key.get_ref().as_ref();
-            let path = format!("http.{k}");
-            if k == "bind" {
-                bind = Some(self.socket_addr(&path, value, "127.0.0.1:8079")?);
+            let path = format!("{section}.{k}");
+            if k == key_name {
+                addr = Some(self.socket_addr(&path, value, example)?);
             } else {
-                let hint = suggestion(k, HTTP_KEYS);
+                let hint = suggestion(k, &[key_name]);
                 self.warn(key.span(), path, format!("unknown key, ignored{hint}"));
             }
         }
-        Ok(bind)
+        Ok(addr)
     }
 
     fn broker(
@@ -452,24 +459,14 @@ impl Parser<'_> {
                 "this iotmonitor was built without the embedded broker (cargo feature \"broker\")",
             ));
         }
-        let mut listen = None;
-        for (key, value) in Self::sorted(table) {
-            let k = key.get_ref().as_ref();
-            let path = format!("broker.{k}");
-            if k == "listen" {
-                listen = Some(self.socket_addr(&path, value, "127.0.0.1:1883")?);
-            } else {
-                let hint = suggestion(k, BROKER_KEYS);
-                self.warn(key.span(), path, format!("unknown key, ignored{hint}"));
-            }
-        }
-        listen.ok_or_else(|| {
-            self.error(
-                section,
-                "broker.listen",
-                "missing listen (e.g. listen=\"127.0.0.1:1883\")",
-            )
-        })
+        self.address_section("broker", "listen", "127.0.0.1:1883", table)?
+            .ok_or_else(|| {
+                self.error(
+                    section,
+                    "broker.listen",
+                    "missing listen (e.g. listen=\"127.0.0.1:1883\")",
+                )
+            })
     }
 
     fn homeassistant(&mut self, table: &DeTable<'_>) -> Result<Option<HomeAssistant>, ConfigError> {

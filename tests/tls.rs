@@ -25,48 +25,37 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A CA and a certificate+key signed by it, named `<name>.crt/.key`.
-fn make_ca(dir: &Path, ca: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{ca}.key"),
-            "-out",
-            &format!("{ca}.crt"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={ca}"),
-        ],
-    );
+/// `openssl req` making a new P-256 key `<name>.key` and, with `extra`,
+/// a self-signed certificate or a signing request `<out>`.
+fn new_key_request(dir: &Path, name: &str, out: &str, extra: &[&str]) {
+    let key = format!("{name}.key");
+    let subject = format!("/CN={name}");
+    let mut args = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        out,
+        "-subj",
+        &subject,
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
 }
 
+/// A self-signed CA, `<ca>.crt/.key`.
+fn make_ca(dir: &Path, ca: &str) {
+    new_key_request(dir, ca, &format!("{ca}.crt"), &["-x509", "-days", "2"]);
+}
+
+/// A certificate+key signed by `ca`, named `<name>.crt/.key`.
 fn make_cert(dir: &Path, ca: &str, name: &str, san: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
+    new_key_request(dir, name, &format!("{name}.csr"), &[]);
     std::fs::write(
         dir.join(format!("{name}.ext")),
         format!("subjectAltName={san}\n"),
