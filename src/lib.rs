@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod dump;
 pub mod echo;
+pub mod event;
 pub mod filter;
 pub mod http;
 pub mod link;
