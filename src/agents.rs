@@ -309,7 +309,7 @@ impl Agent {
                 self.child = Some(pid);
                 self.since = Some(now);
                 self.next_launch = None;
-                let epoch_s = crate::watchdog::now_ms() / 1000;
+                let epoch_s = crate::clock::wall_ms() / 1000;
                 info!(
                     "agent {} launched (pid {pid}, launch #{}): /bin/bash -c \"{}\"",
                     self.spec.name,
@@ -578,7 +578,7 @@ mod tests {
         let leak = RawFd::open(&lock);
         let mut sup = Supervisor::new(dir.path().to_path_buf());
         sup.configure(vec![s.clone()]);
-        let before = crate::watchdog::now_ms() / 1000;
+        let before = crate::clock::wall_ms() / 1000;
         let launches = c.track(sup.tick(Instant::now(), NEVER));
         assert_eq!(launches.len(), 1);
         let pid = launches[0].pid;

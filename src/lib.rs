@@ -9,6 +9,7 @@ pub mod agents;
 pub mod backoff;
 #[cfg(feature = "broker")]
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dump;
@@ -17,6 +18,7 @@ pub mod event;
 pub mod filter;
 pub mod http;
 pub mod link;
+pub mod monitor;
 pub mod notify;
 pub mod procfs;
 pub mod routes;

@@ -3,17 +3,20 @@
 
 use serde_json::json;
 
-/// One device or agent, as seen by the main loop at the time of a request.
+use crate::monitor::{DeviceView, Verdict};
+
+/// One device or agent at the time of a request: the core's view, plus
+/// the supervisor's facts for agents.
 pub struct DeviceStatus {
-    pub name: String,
-    pub agent: bool,
-    pub expired: bool,
-    /// Epoch seconds of the last activity since start, if any.
-    pub last_contact_s: Option<u64>,
-    pub deadline_s: u64,
-    pub hello_count: u64,
+    pub view: DeviceView,
     pub pid: Option<i32>,
-    pub restarts: u64,
+    pub launches: u64,
+}
+
+impl DeviceStatus {
+    fn expired(&self) -> bool {
+        self.view.verdict == Verdict::Expired
+    }
 }
 
 pub struct Counters {
@@ -29,15 +32,19 @@ pub fn status_json(devices: &[DeviceStatus]) -> String {
     let list: Vec<serde_json::Value> = devices
         .iter()
         .map(|d| {
+            let v = &d.view;
             json!({
-                "name": d.name,
-                "kind": if d.agent { "agent" } else { "device" },
+                "name": v.name,
+                "kind": if v.agent { "agent" } else { "device" },
                 "enabled": true,
-                "expired": d.expired,
-                "lastContact": d.last_contact_s,
-                "deadline": d.deadline_s,
-                "helloCount": d.hello_count,
+                "expired": d.expired(),
+                "state": v.verdict.as_str(),
+                "lastContact": v.last_contact_ms.map(|ms| ms / 1000),
+                "deadline": v.deadline_ms / 1000,
+                "timeout": v.timeout_s,
+                "helloCount": v.hello_count,
                 "pid": d.pid,
+                "launches": v.agent.then_some(d.launches),
             })
         })
         .collect();
@@ -67,9 +74,9 @@ pub fn metrics(devices: &[DeviceStatus], c: &Counters) -> String {
             .iter()
             .filter_map(|d| {
                 f(d).map(|v| {
-                    let kind = if d.agent { "agent" } else { "device" };
+                    let kind = if d.view.agent { "agent" } else { "device" };
                     (
-                        format!("{{name=\"{}\",kind=\"{kind}\"}}", label(&d.name)),
+                        format!("{{name=\"{}\",kind=\"{kind}\"}}", label(&d.view.name)),
                         v,
                     )
                 })
@@ -80,31 +87,31 @@ pub fn metrics(devices: &[DeviceStatus], c: &Counters) -> String {
         "iotmonitor_device_expired",
         "gauge",
         "1 when the device or agent missed its watch deadline",
-        per_device(&|d| Some(u8::from(d.expired).to_string())),
+        per_device(&|d| Some(u8::from(d.expired()).to_string())),
     );
     family(
         "iotmonitor_device_last_contact_timestamp_seconds",
         "gauge",
         "Epoch seconds of the last message on the device's watch topics",
-        per_device(&|d| d.last_contact_s.map(|s| s.to_string())),
+        per_device(&|d| d.view.last_contact_ms.map(|ms| (ms / 1000).to_string())),
     );
     family(
         "iotmonitor_device_deadline_timestamp_seconds",
         "gauge",
         "Epoch seconds of the device's current watch deadline",
-        per_device(&|d| Some(d.deadline_s.to_string())),
+        per_device(&|d| Some((d.view.deadline_ms / 1000).to_string())),
     );
     family(
         "iotmonitor_device_hellos_total",
         "counter",
         "Hello messages seen since start",
-        per_device(&|d| Some(d.hello_count.to_string())),
+        per_device(&|d| Some(d.view.hello_count.to_string())),
     );
     family(
         "iotmonitor_agent_restarts_total",
         "counter",
         "Agent launches by this daemon",
-        per_device(&|d| d.agent.then(|| d.restarts.to_string())),
+        per_device(&|d| d.view.agent.then(|| d.launches.to_string())),
     );
     let single = |v: String| vec![(String::new(), v)];
     family(
@@ -140,14 +147,23 @@ mod tests {
 
     fn dev(name: &str, agent: bool) -> DeviceStatus {
         DeviceStatus {
-            name: name.into(),
-            agent,
-            expired: agent,
-            last_contact_s: (!agent).then_some(1_700_000_000),
-            deadline_s: 1_700_000_060,
-            hello_count: 2,
+            view: DeviceView {
+                name: name.into(),
+                agent,
+                verdict: if agent {
+                    Verdict::Expired
+                } else {
+                    Verdict::Online
+                },
+                timeout_s: 60,
+                last_contact_ms: (!agent).then_some(1_700_000_000_500),
+                deadline_ms: 1_700_000_060_000,
+                hello_count: 2,
+                expirations: 1,
+                verdict_since_ms: 1_700_000_000_000,
+            },
             pid: agent.then_some(42),
-            restarts: 3,
+            launches: 3,
         }
     }
 

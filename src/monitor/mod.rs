@@ -1,0 +1,781 @@
+//! The monitor core: every decision of the watchdog, and no I/O.
+//!
+//! [`Monitor`] owns the devices together with their routes, deadlines,
+//! hello counts and verdicts. The main loop feeds it what happened — a
+//! message, a tick, the broker connecting or going away, an agent
+//! launched, a reload — with the time ([`Now`]), and the core answers in an
+//! [`Outbox`]: what to publish, which transitions to record in the
+//! history, which verdicts to persist. The core never reads a clock,
+//! touches the network, the database or a process: its tests drive it with
+//! an injected clock through every scenario of the daemon.
+//!
+//! Verdicts follow elapsed time: deadlines are monotonic milliseconds, and
+//! epoch seconds only appear in payloads. Verdicts also survive restarts:
+//! the availability last announced for each device is given back at start
+//! (from the store), so an offline device stays offline until heard and a
+//! device not heard since start is announced neither online nor offline
+//! until it is heard or its first deadline passes.
+
+mod discovery;
+pub mod topics;
+
+use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use log::{info, warn};
+
+use crate::clock::Now;
+use crate::config::{DeviceConfig, HomeAssistant, MqttConfig};
+use crate::event::{Event, EventKind};
+use crate::filter::Filter;
+use crate::routes::{scan_prefixes, Routes};
+use crate::watchdog::Watch;
+
+pub use discovery::object_id;
+use discovery::Discovery;
+use topics::Topics;
+
+/// `B/up` wraps to 0 after 999999, as the original.
+const UP_WRAP: u64 = 1_000_000;
+/// `B/lastseen/<name>` is refreshed at most this often per device.
+const LAST_SEEN_EVERY_MS: u64 = 60_000;
+/// More devices expiring in one tick than this are logged as one line.
+const EXPIRY_LOG_LINES: usize = 3;
+
+/// How a publish may be treated when the broker is slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Sent again at the next tick anyway (`B/up`, hello counts): the
+    /// first to be dropped when the link is congested.
+    Repeat,
+    /// `B/expired/…`: never dropped.
+    Alert,
+    /// A replayed state: never dropped.
+    Replay,
+    /// A retained fact (availability, discovery, last seen) or an agent
+    /// launch: never dropped, sent at QoS 1.
+    Retained,
+}
+
+/// One message to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+    pub class: Class,
+}
+
+/// What a call into the core asks the main loop to do.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pub publishes: Vec<Publish>,
+    /// Transitions for the history.
+    pub events: Vec<Event>,
+    /// Availability announced per device, to persist (None: forget it).
+    pub verdicts: Vec<(String, Option<bool>)>,
+}
+
+impl Outbox {
+    fn publish(&mut self, topic: String, payload: impl Into<Vec<u8>>, class: Class) {
+        self.publishes.push(Publish {
+            topic,
+            payload: payload.into(),
+            retain: class == Class::Retained,
+            class,
+        });
+    }
+
+    fn event(&mut self, now: Now, kind: EventKind, subject: &str, detail: String) {
+        self.events.push(Event {
+            at_ms: now.wall_ms,
+            kind,
+            subject: subject.to_string(),
+            detail,
+        });
+    }
+}
+
+/// The settings of the core that come from `[mqtt]` (fixed until restart)
+/// and `[homeassistant]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub base_topic: String,
+    pub client_id: String,
+    pub retain_states: bool,
+    pub homeassistant: Option<HomeAssistant>,
+}
+
+impl Settings {
+    pub fn new(mqtt: &MqttConfig, homeassistant: Option<HomeAssistant>) -> Settings {
+        Settings {
+            base_topic: mqtt.base_topic.clone(),
+            client_id: mqtt.client_id.clone(),
+            retain_states: mqtt.retain_states,
+            homeassistant,
+        }
+    }
+}
+
+/// A device's verdict as shown to operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Heard since start, deadline not passed.
+    Online,
+    /// Its deadline passed.
+    Expired,
+    /// Not heard since start and first deadline not passed, but announced
+    /// offline before the restart.
+    Offline,
+    /// Not heard since start, first deadline not passed.
+    Unknown,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Online => "online",
+            Verdict::Expired => "expired",
+            Verdict::Offline => "offline",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+/// One device or agent as the core sees it, for status pages and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceView {
+    pub name: String,
+    pub agent: bool,
+    pub verdict: Verdict,
+    pub timeout_s: u64,
+    /// Epoch milliseconds of the last activity since start.
+    pub last_contact_ms: Option<u64>,
+    /// Epoch milliseconds of the current deadline.
+    pub deadline_ms: u64,
+    pub hello_count: u64,
+    /// Times it expired since start.
+    pub expirations: u64,
+    /// Epoch milliseconds since when the verdict holds.
+    pub verdict_since_ms: u64,
+}
+
+struct Device {
+    cfg: DeviceConfig,
+    watch: Watch,
+    hello_count: u64,
+    /// Its deadline passed: `B/expired/<name>` at every tick.
+    expired: bool,
+    /// Heard since start.
+    heard: bool,
+    /// The availability on the broker as far as the core knows (retained
+    /// `B/availability/<name>`): restored at start, None when never
+    /// announced.
+    announced: Option<bool>,
+    /// Monotonic ms of the last `B/lastseen/<name>`.
+    last_seen_sent: Option<u64>,
+    /// A hello replay is queued.
+    replay_queued: bool,
+    expirations: u64,
+    /// Monotonic ms of the last verdict change.
+    since: u64,
+}
+
+impl Device {
+    fn new(cfg: DeviceConfig, announced: Option<bool>, now: u64) -> Device {
+        Device {
+            watch: Watch::new(cfg.watch_timeout, now),
+            cfg,
+            hello_count: 0,
+            expired: false,
+            heard: false,
+            announced,
+            last_seen_sent: None,
+            replay_queued: false,
+            expirations: 0,
+            since: now,
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        match (self.expired, self.heard, self.announced) {
+            (true, _, _) => Verdict::Expired,
+            (false, true, _) => Verdict::Online,
+            (false, false, Some(false)) => Verdict::Offline,
+            (false, false, _) => Verdict::Unknown,
+        }
+    }
+}
+
+/// What the start-up replay is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartupReplay {
+    /// The first connection.
+    Waiting,
+    /// The main loop to take it.
+    Due,
+    Taken,
+}
+
+/// A hello replay to run: the stored states of one device.
+pub struct ReplayPlan<'a> {
+    pub device: &'a str,
+    pub filters: &'a [Filter],
+    pub hello: Option<&'a str>,
+    pub retain: bool,
+}
+
+impl ReplayPlan<'_> {
+    /// Byte prefixes of the store to scan.
+    pub fn prefixes(&self) -> Vec<String> {
+        scan_prefixes(self.filters)
+    }
+
+    /// Whether a stored topic is replayed: a state of the device, never its
+    /// hello topic.
+    pub fn wants(&self, topic: &str) -> bool {
+        self.hello != Some(topic) && self.filters.iter().any(|f| f.matches(topic))
+    }
+}
+
+pub struct Monitor {
+    topics: Topics,
+    retain_states: bool,
+    client_id: String,
+    discovery: Option<Discovery>,
+    /// Home Assistant's status topic, compared with every message.
+    ha_status: Option<String>,
+    devices: Vec<Device>,
+    routes: Routes,
+    /// Positions of the agents in `devices`.
+    agents: Vec<u32>,
+    /// Monotonic ms at start (first deadlines, changed timeouts).
+    start: u64,
+    up: u64,
+    connected: bool,
+    /// Connected at least once (a later connection is a reconnection).
+    was_connected: bool,
+    startup_replay: StartupReplay,
+    /// Devices whose states are to be replayed (hello), oldest first.
+    replay_queue: Vec<u32>,
+    /// The round of hello counts in progress: the next device.
+    count_cursor: Option<usize>,
+    /// `B/startedprocess/<name>` not sent yet (broker away).
+    unsent_starts: Vec<Publish>,
+}
+
+impl Monitor {
+    /// A core for `devices`, with the availability last announced for each
+    /// (by name, as persisted: true = online).
+    pub fn new(
+        settings: Settings,
+        devices: Vec<DeviceConfig>,
+        announced: &HashMap<String, bool>,
+        now: Now,
+    ) -> Monitor {
+        let devices: Vec<Device> = devices
+            .into_iter()
+            .map(|cfg| {
+                let known = announced.get(&cfg.name).copied();
+                Device::new(cfg, known, now.mono_ms)
+            })
+            .collect();
+        let mut m = Monitor {
+            topics: Topics::new(&settings.base_topic),
+            retain_states: settings.retain_states,
+            client_id: settings.client_id.clone(),
+            discovery: None,
+            ha_status: None,
+            routes: Routes::build(std::iter::empty()),
+            agents: Vec::new(),
+            devices,
+            start: now.mono_ms,
+            up: 0,
+            connected: false,
+            was_connected: false,
+            startup_replay: StartupReplay::Waiting,
+            replay_queue: Vec::new(),
+            count_cursor: None,
+            unsent_starts: Vec::new(),
+        };
+        m.set_homeassistant(settings.homeassistant.as_ref());
+        m.reindex();
+        m
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    fn set_homeassistant(&mut self, ha: Option<&HomeAssistant>) {
+        self.discovery = ha.map(|ha| Discovery::new(&ha.prefix, &self.client_id));
+        self.ha_status = self.discovery.as_ref().map(Discovery::status_topic);
+    }
+
+    /// Rebuilds what depends on device positions.
+    fn reindex(&mut self) {
+        self.routes = Routes::build(self.devices.iter().map(|d| &d.cfg));
+        self.agents = (0..self.devices.len() as u32)
+            .filter(|&i| self.devices[i as usize].cfg.is_agent())
+            .collect();
+    }
+
+    /// The broker subscriptions: every configured filter, and Home
+    /// Assistant's status topic with discovery.
+    pub fn subscriptions(&self) -> Vec<String> {
+        let mut subs = self.routes.subscriptions().to_vec();
+        subs.extend(self.ha_status.clone());
+        subs
+    }
+
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// A message from the broker (not one of the link's echoes). Returns
+    /// whether it is a state to store.
+    pub fn on_message(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        retained: bool,
+        now: Now,
+        out: &mut Outbox,
+    ) -> bool {
+        if self.topics.is_own(topic) {
+            return false;
+        }
+        if self.ha_status.as_deref() == Some(topic) && payload == b"online" {
+            self.publish_discovery(out);
+        }
+        let state = self.routes.is_state(topic);
+        // Retained messages sent at subscribe time are stale news.
+        if retained {
+            return state;
+        }
+        let devices = &mut self.devices;
+        let mut heard: Vec<u32> = Vec::new();
+        self.routes.watchers(topic, |&i| {
+            let d = &mut devices[i as usize];
+            d.watch.contact(now.mono_ms);
+            if d.expired || !d.heard || d.announced != Some(true) {
+                heard.push(i);
+            }
+        });
+        let last_seen = self.discovery.is_some();
+        for i in heard {
+            self.heard(i as usize, now, out);
+        }
+        if last_seen {
+            self.routes.watchers(topic, |&i| {
+                let d = &mut self.devices[i as usize];
+                if d.last_seen_sent
+                    .map_or(true, |t| now.mono_ms >= t + LAST_SEEN_EVERY_MS)
+                {
+                    d.last_seen_sent = Some(now.mono_ms);
+                    out.publish(
+                        self.topics.last_seen(&d.cfg.name),
+                        rfc3339(now.wall_ms),
+                        Class::Retained,
+                    );
+                }
+            });
+        }
+        for &i in self.routes.hello(topic) {
+            let d = &mut self.devices[i as usize];
+            d.hello_count += 1;
+            info!(
+                "hello from {} (#{}): replaying its states",
+                d.cfg.name, d.hello_count
+            );
+            if !d.replay_queued {
+                d.replay_queued = true;
+                self.replay_queue.push(i);
+            }
+        }
+        state
+    }
+
+    /// A device heard while expired, for the first time, or not announced
+    /// online: it is (back) online.
+    fn heard(&mut self, i: usize, now: Now, out: &mut Outbox) {
+        let d = &mut self.devices[i];
+        let kind = if d.expired || d.announced == Some(false) {
+            info!("device {} is back", d.cfg.name);
+            Some(EventKind::Back)
+        } else if !d.heard {
+            Some(EventKind::FirstHeard)
+        } else {
+            None
+        };
+        let changed = d.expired || !d.heard || d.announced != Some(true);
+        d.expired = false;
+        d.heard = true;
+        if changed {
+            d.since = now.mono_ms;
+        }
+        if let Some(kind) = kind {
+            out.event(now, kind, &d.cfg.name, String::new());
+        }
+        self.announce(i, true, out);
+    }
+
+    /// Publishes a device's availability when it differs from what the
+    /// broker holds, and asks for it to be persisted.
+    fn announce(&mut self, i: usize, online: bool, out: &mut Outbox) {
+        let d = &mut self.devices[i];
+        if d.announced == Some(online) {
+            return;
+        }
+        d.announced = Some(online);
+        out.publish(
+            self.topics.availability(&d.cfg.name),
+            if online { "online" } else { "offline" },
+            Class::Retained,
+        );
+        out.verdicts.push((d.cfg.name.clone(), Some(online)));
+    }
+
+    /// Once a second: `B/up`, expiries and their alerts, and the start of a
+    /// round of hello counts (see [`Monitor::next_counts`]).
+    pub fn tick(&mut self, now: Now, out: &mut Outbox) {
+        self.up = (self.up + 1) % UP_WRAP;
+        out.publish(self.topics.up(), self.up.to_string(), Class::Repeat);
+        let mut newly: Vec<usize> = Vec::new();
+        for i in 0..self.devices.len() {
+            let d = &mut self.devices[i];
+            if !d.watch.is_expired(now.mono_ms) {
+                continue;
+            }
+            if !d.expired {
+                d.expired = true;
+                d.expirations += 1;
+                d.since = now.mono_ms;
+                newly.push(i);
+                if d.announced != Some(false) {
+                    out.event(now, EventKind::Expired, &d.cfg.name, String::new());
+                }
+                self.announce(i, false, out);
+            }
+            let d = &self.devices[i];
+            out.publish(
+                self.topics.expired(&d.cfg.name),
+                now.wall_s_of(d.watch.deadline()).to_string(),
+                Class::Alert,
+            );
+        }
+        self.log_expiries(&newly);
+        // A round still going from the last tick is finished first.
+        while self.next_counts(usize::MAX, out) {}
+        self.count_cursor = Some(0);
+    }
+
+    /// One WARN line per newly expired device, or one for all of them when
+    /// many expire together.
+    fn log_expiries(&self, newly: &[usize]) {
+        if newly.len() <= EXPIRY_LOG_LINES {
+            for &i in newly {
+                let d = &self.devices[i];
+                warn!(
+                    "device {} expired: no message on its watch topics for {} s",
+                    d.cfg.name,
+                    d.watch.timeout_s()
+                );
+            }
+            return;
+        }
+        let names: Vec<&str> = newly
+            .iter()
+            .take(10)
+            .map(|&i| self.devices[i].cfg.name.as_str())
+            .collect();
+        let more = newly.len() - names.len();
+        warn!(
+            "{} devices expired together: {}{}",
+            newly.len(),
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
+
+    /// `B/helloTopicCount/<name>` for the next `max` devices of the round
+    /// started at the last tick; returns whether more remain. The main loop
+    /// paces the pages so that a large installation's counts are spread
+    /// over the second.
+    pub fn next_counts(&mut self, max: usize, out: &mut Outbox) -> bool {
+        let Some(start) = self.count_cursor.take() else {
+            return false;
+        };
+        let end = start.saturating_add(max).min(self.devices.len());
+        for d in self.devices.get(start..end).unwrap_or(&[]) {
+            out.publish(
+                self.topics.hello_count(&d.cfg.name),
+                d.hello_count.to_string(),
+                Class::Repeat,
+            );
+        }
+        if end < self.devices.len() {
+            self.count_cursor = Some(end);
+            return true;
+        }
+        false
+    }
+
+    /// The broker connection is up (the link published the birth): `B/up`
+    /// at once if no tick ran yet, every known availability, discovery,
+    /// launches that could not be announced, and the start-up replay after
+    /// the first connection.
+    pub fn on_connected(&mut self, now: Now, out: &mut Outbox) {
+        self.connected = true;
+        if self.was_connected {
+            out.event(now, EventKind::BrokerRegained, "", String::new());
+        }
+        self.was_connected = true;
+        if self.up == 0 {
+            self.tick(now, out);
+        }
+        // Verdicts established since start are sent again (the broker may
+        // have lost its retained messages); restored ones are left as the
+        // broker holds them until the device is heard or expires.
+        for d in self.devices.iter().filter(|d| d.heard || d.expired) {
+            if let Some(online) = d.announced {
+                out.publish(
+                    self.topics.availability(&d.cfg.name),
+                    if online { "online" } else { "offline" },
+                    Class::Retained,
+                );
+            }
+        }
+        self.publish_discovery(out);
+        out.publishes.append(&mut self.unsent_starts);
+        if self.startup_replay == StartupReplay::Waiting {
+            self.startup_replay = StartupReplay::Due;
+        }
+    }
+
+    /// The broker connection is gone.
+    pub fn on_disconnected(&mut self, now: Now, out: &mut Outbox) {
+        if self.connected {
+            out.event(now, EventKind::BrokerLost, "", String::new());
+        }
+        self.connected = false;
+    }
+
+    /// Whether the start-up replay is to start now (once, after the first
+    /// connection).
+    pub fn take_startup_replay(&mut self) -> bool {
+        let due = self.startup_replay == StartupReplay::Due;
+        if due {
+            self.startup_replay = StartupReplay::Taken;
+        }
+        due
+    }
+
+    /// Whether a stored topic is republished by the start-up replay: a
+    /// state of a configured device, never a hello topic.
+    pub fn is_replayable(&self, topic: &str) -> bool {
+        self.routes.is_state(topic) && self.routes.hello(topic).is_empty()
+    }
+
+    pub fn retain_states(&self) -> bool {
+        self.retain_states
+    }
+
+    pub fn replays_pending(&self) -> bool {
+        !self.replay_queue.is_empty()
+    }
+
+    /// The next hello replay to run, oldest hello first; a device with
+    /// several hellos queued is replayed once.
+    pub fn next_replay(&mut self) -> Option<ReplayPlan<'_>> {
+        if self.replay_queue.is_empty() {
+            return None;
+        }
+        let i = self.replay_queue.remove(0) as usize;
+        let d = &mut self.devices[i];
+        d.replay_queued = false;
+        Some(ReplayPlan {
+            device: &d.cfg.name,
+            filters: &d.cfg.state_topics,
+            hello: d.cfg.hello_topic.as_deref(),
+            retain: self.retain_states,
+        })
+    }
+
+    fn publish_discovery(&self, out: &mut Outbox) {
+        let Some(disc) = &self.discovery else {
+            return;
+        };
+        let (topic, payload) = disc.hub(&self.topics);
+        out.publish(topic, payload, Class::Retained);
+        for d in &self.devices {
+            for (topic, payload) in disc.device(&self.topics, &d.cfg.name, d.cfg.is_agent()) {
+                out.publish(topic, payload, Class::Retained);
+            }
+        }
+    }
+
+    /// Whether an agent missed its deadline (for `restartOnExpire`).
+    pub fn is_expired(&self, name: &str) -> bool {
+        self.agents
+            .iter()
+            .map(|&i| &self.devices[i as usize])
+            .any(|d| d.cfg.name == name && d.expired)
+    }
+
+    /// An agent was launched (`kind`: launched, relaunched, restarted):
+    /// `B/startedprocess/<name>`, kept until the broker is back if need be.
+    pub fn agent_launched(
+        &mut self,
+        name: &str,
+        kind: EventKind,
+        pid: i32,
+        now: Now,
+        out: &mut Outbox,
+    ) {
+        let publish = Publish {
+            topic: self.topics.started(name),
+            payload: (now.wall_ms / 1000).to_string().into_bytes(),
+            retain: false,
+            class: Class::Retained,
+        };
+        if self.connected {
+            out.publishes.push(publish);
+        } else {
+            self.unsent_starts.retain(|p| p.topic != publish.topic);
+            self.unsent_starts.push(publish);
+        }
+        out.event(now, kind, name, format!("pid {pid}"));
+    }
+
+    /// Applies a reloaded configuration (`[mqtt]` changes are the caller's
+    /// business: they need a restart). Devices keeping their name keep
+    /// their deadline, hello count and verdict; removed ones have their
+    /// retained topics cleared.
+    pub fn reload(
+        &mut self,
+        devices: Vec<DeviceConfig>,
+        homeassistant: Option<&HomeAssistant>,
+        now: Now,
+        out: &mut Outbox,
+    ) {
+        let queued: Vec<String> = self
+            .replay_queue
+            .iter()
+            .map(|&i| self.devices[i as usize].cfg.name.clone())
+            .collect();
+        let mut old: HashMap<String, Device> = std::mem::take(&mut self.devices)
+            .into_iter()
+            .map(|d| (d.cfg.name.clone(), d))
+            .collect();
+        let ha_changed = self.discovery.as_ref().map(Discovery::prefix)
+            != homeassistant.map(|h| h.prefix.as_str());
+        if ha_changed {
+            self.clear_discovery(old.values().map(|d| d.cfg.name.as_str()), out);
+        }
+        for cfg in devices {
+            let device = match old.remove(&cfg.name) {
+                Some(mut d) => {
+                    if d.watch.timeout_s() != cfg.watch_timeout {
+                        d.watch.set_timeout(cfg.watch_timeout, self.start);
+                    }
+                    if d.cfg != cfg {
+                        info!("reload: device {} changed", cfg.name);
+                    }
+                    d.cfg = cfg;
+                    d
+                }
+                None => {
+                    info!("reload: device {} added", cfg.name);
+                    Device::new(cfg, None, now.mono_ms)
+                }
+            };
+            self.devices.push(device);
+        }
+        let removed: Vec<String> = old.into_keys().collect();
+        for name in &removed {
+            info!("reload: device {name} removed");
+            out.publish(self.topics.availability(name), "", Class::Retained);
+            out.publish(self.topics.last_seen(name), "", Class::Retained);
+            out.verdicts.push((name.clone(), None));
+        }
+        if !ha_changed {
+            self.clear_discovery(removed.iter().map(String::as_str), out);
+        }
+        self.set_homeassistant(homeassistant);
+        self.reindex();
+        // Positions changed: the round of counts restarts at the next tick,
+        // pending replays follow their devices by name.
+        self.count_cursor = None;
+        let position: HashMap<&str, u32> = self
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.cfg.name.as_str(), i as u32))
+            .collect();
+        self.replay_queue = queued
+            .iter()
+            .filter_map(|n| position.get(n.as_str()).copied())
+            .collect();
+        for d in &mut self.devices {
+            d.replay_queued = false;
+        }
+        for &i in &self.replay_queue {
+            self.devices[i as usize].replay_queued = true;
+        }
+        self.publish_discovery(out);
+        out.event(
+            now,
+            EventKind::ConfigReloaded,
+            "",
+            format!("{} devices", self.devices.len()),
+        );
+        info!("configuration reloaded: {} devices", self.devices.len());
+    }
+
+    fn clear_discovery<'a>(&self, names: impl Iterator<Item = &'a str>, out: &mut Outbox) {
+        let Some(disc) = &self.discovery else {
+            return;
+        };
+        for name in names {
+            for topic in disc.topics(name) {
+                out.publish(topic, "", Class::Retained);
+            }
+        }
+    }
+
+    /// Every device and agent as the core sees it now.
+    pub fn view(&self, now: Now) -> Vec<DeviceView> {
+        self.devices
+            .iter()
+            .map(|d| DeviceView {
+                name: d.cfg.name.clone(),
+                agent: d.cfg.is_agent(),
+                verdict: d.verdict(),
+                timeout_s: d.watch.timeout_s(),
+                last_contact_ms: d.watch.last_contact().map(|c| now.wall_of(c)),
+                deadline_ms: now.wall_of(d.watch.deadline()),
+                hello_count: d.hello_count,
+                expirations: d.expirations,
+                verdict_since_ms: now.wall_of(d.since),
+            })
+            .collect()
+    }
+
+    /// The current value of `B/up`.
+    pub fn up(&self) -> u64 {
+        self.up
+    }
+}
+
+/// RFC 3339 UTC time of epoch milliseconds, to the second.
+fn rfc3339(wall_ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(wall_ms)).to_string()
+}
+
+#[cfg(test)]
+mod tests;
