@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing iotmonitor needs, when missing:
 # cmake and libssl-dev (paho-mqtt builds its bundled C library), mosquitto
-# (the tests start real brokers), shellcheck (lints the init script).
+# (the tests start real brokers), shellcheck (lints the init script),
+# faketime (the clock-step tests shift the daemon's wall clock).
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,7 @@ command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+dpkg -s libfaketime >/dev/null 2>&1 || missing+=(faketime)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
