@@ -2,7 +2,8 @@
 # Installs what building and testing iotmonitor needs, when missing:
 # cmake and libssl-dev (paho-mqtt builds its bundled C library), mosquitto
 # (the tests start real brokers), shellcheck (lints the init script),
-# faketime (the clock-step tests shift the daemon's wall clock).
+# faketime (the clock-step tests shift the daemon's wall clock), prometheus
+# (promtool checks the metrics).
 set -euo pipefail
 
 missing=()
@@ -15,6 +16,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 dpkg -s libfaketime >/dev/null 2>&1 || missing+=(faketime)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2

@@ -17,11 +17,11 @@ use crate::agents::{AgentSpec, Supervisor};
 use crate::clock::{Clock, Now};
 use crate::config::{self, Config, DeviceConfig};
 use crate::event::EventKind;
-use crate::http::{Query, Reply, Request};
+use crate::http::{Request, Want};
 use crate::link::{Link, LinkEvent, Presence};
 use crate::monitor::{Monitor, Outbox, Settings};
 use crate::notify::Notifier;
-use crate::status::{self, Counters, DeviceStatus};
+use crate::status::{BrokerFacts, DeviceStatus, Facts, StoreFacts};
 use crate::store::{Store, StoreError};
 
 /// Link events handled in one go before looking at the other inputs.
@@ -72,6 +72,9 @@ pub struct Daemon {
     messages: u64,
     states_stored: u64,
     start: Now,
+    /// Monotonic ms of the last connection or loss.
+    broker_since: Option<u64>,
+    reconnects: u64,
     /// systemd notification, when started by systemd with `Type=notify`.
     notifier: Option<Notifier>,
 }
@@ -116,6 +119,8 @@ impl Daemon {
             messages: 0,
             states_stored: 0,
             start,
+            broker_since: None,
+            reconnects: 0,
             notifier: Notifier::from_env(),
         })
     }
@@ -179,7 +184,7 @@ impl Daemon {
                 }
                 recv(control) -> req => match req {
                     Ok(req) => {
-                        let _ = req.reply.send(self.answer(req.query));
+                        let _ = req.reply.send(self.facts(&req.want));
                     }
                     Err(_) => control = never(),
                 },
@@ -229,6 +234,10 @@ impl Daemon {
         }
         let was_connected = self.link.is_connected();
         if self.link.on_event(&ev, Instant::now()) {
+            if self.broker_since.is_some() {
+                self.reconnects += 1;
+            }
+            self.broker_since = Some(now.mono_ms);
             // Connected: the link published the birth; the core's first
             // publications go before the subscriptions (a broker handles a
             // connection's packets in order).
@@ -239,57 +248,55 @@ impl Daemon {
                 self.replay_cursor = Some(Vec::new());
             }
         } else if was_connected && !self.link.is_connected() {
+            self.broker_since = Some(now.mono_ms);
             self.monitor.on_disconnected(now, &mut self.out);
             self.flush();
         }
     }
 
-    fn answer(&self, query: Query) -> Reply {
-        match query {
-            Query::Health => Reply {
-                status: 200,
-                content_type: "text/plain; charset=utf-8",
-                body: format!(
-                    "ok\nbroker {}\n",
-                    if self.link.is_connected() {
-                        "connected"
-                    } else {
-                        "disconnected"
-                    }
-                ),
-            },
-            Query::Status => Reply {
-                status: 200,
-                content_type: "application/json",
-                body: status::status_json(&self.snapshot()),
-            },
-            Query::Metrics => Reply {
-                status: 200,
-                content_type: "text/plain; version=0.0.4; charset=utf-8",
-                body: status::metrics(
-                    &self.snapshot(),
-                    &Counters {
-                        messages: self.messages,
-                        states_stored: self.states_stored,
-                        connected: self.link.is_connected(),
-                        uptime_s: self.clock.now().mono_ms.saturating_sub(self.start.mono_ms)
-                            / 1000,
-                    },
-                ),
-            },
-        }
-    }
-
-    fn snapshot(&self) -> Vec<DeviceStatus> {
-        self.monitor
-            .view(self.clock.now())
+    /// What an HTTP request needs, copied out of the loop's state.
+    fn facts(&self, want: &Want) -> Facts {
+        let now = self.clock.now();
+        let devices = self
+            .monitor
+            .view(now)
             .into_iter()
-            .map(|view| DeviceStatus {
-                pid: self.agents.pid(&view.name),
-                launches: self.agents.launches(&view.name),
-                view,
+            .map(|view| {
+                let launches = self.agents.launches(&view.name);
+                DeviceStatus {
+                    pid: self.agents.pid(&view.name),
+                    launches,
+                    relaunches: launches.saturating_sub(1),
+                    last_launch_ms: None,
+                    view,
+                }
             })
-            .collect()
+            .collect();
+        let events = match want {
+            Want::Devices | Want::Page | Want::Events { .. } => Vec::new(),
+        };
+        Facts {
+            now_ms: now.wall_ms,
+            start_ms: now.wall_of(self.start.mono_ms),
+            uptime_s: now.mono_ms.saturating_sub(self.start.mono_ms) / 1000,
+            database: StoreFacts {
+                path: self.store.path().display().to_string(),
+                healthy: true,
+                ..Default::default()
+            },
+            broker: BrokerFacts {
+                url: self.config.mqtt.server_address.clone(),
+                connected: self.link.is_connected(),
+                since_ms: self.broker_since.map(|t| now.wall_of(t)),
+                reconnects: self.reconnects,
+                ..Default::default()
+            },
+            messages: self.messages,
+            states_stored: self.states_stored,
+            devices,
+            events,
+            ..Default::default()
+        }
     }
 
     fn commit_and_replay(&mut self) -> Result<(), StoreError> {

@@ -20,6 +20,7 @@ pub mod http;
 pub mod link;
 pub mod monitor;
 pub mod notify;
+pub mod page;
 pub mod procfs;
 pub mod routes;
 pub mod status;

@@ -22,6 +22,35 @@ fn http_get(port: u16, path: &str) -> (u16, String, String) {
     (status, head.to_string(), body.to_string())
 }
 
+/// `promtool check metrics` (Debian package `prometheus`, installed by the
+/// test script) on real output: exit 0 and nothing to complain about.
+fn promtool_check(metrics: &str) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is not installed: run ./scripts/test.sh, which installs it");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
+}
+
 fn wait_http(port: u16) {
     for _ in 0..100 {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -121,12 +150,32 @@ fn http_status_metrics_and_health() {
         .expect("a expires");
     c.publish("t/http/b", b"x");
     c.publish("t/http/hello/a", b"x");
-    std::thread::sleep(Duration::from_millis(500));
-
-    let (code, head, body) = http_get(http, "/status");
-    assert_eq!(code, 200);
+    let deadline = std::time::Instant::now() + 10 * S;
+    let (head, v) = loop {
+        let (code, head, body) = http_get(http, "/status");
+        assert_eq!(code, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let seen = |n: &str| v.as_array().unwrap().iter().any(|d| d["name"] == n);
+        let a_hello = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "a" && d["helloCount"] == 1);
+        let b_heard = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "b" && d["lastContact"].is_u64());
+        if seen("a") && a_hello && b_heard {
+            break (head, v);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never showed the messages: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(head.contains("application/json"), "{head}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let list = v.as_array().unwrap();
     assert_eq!(list.len(), 2);
     let a = list.iter().find(|d| d["name"] == "a").unwrap();
@@ -164,8 +213,25 @@ fn http_status_metrics_and_health() {
     {
         let (name, value) = line.rsplit_once(' ').unwrap();
         assert!(value.parse::<f64>().is_ok(), "bad sample {line}");
-        assert!(name.starts_with("iotmonitor_"), "{line}");
+        assert!(
+            name.starts_with("iotmonitor_") || name.starts_with("process_"),
+            "{line}"
+        );
     }
+    for family in [
+        "iotmonitor_build_info{version=",
+        "process_start_time_seconds ",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "iotmonitor_device_watch_timeout_seconds{name=\"b\",kind=\"device\"} 100",
+        "iotmonitor_device_expirations_total{name=\"a\",kind=\"device\"} 1",
+        "iotmonitor_device_state_seconds{name=\"a\",kind=\"device\",state=\"expired\"}",
+        "iotmonitor_broker_reconnects_total 0",
+    ] {
+        assert!(metrics.contains(family), "{family} missing:\n{metrics}");
+    }
+    promtool_check(&metrics);
     let messages: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("iotmonitor_messages_total "))
