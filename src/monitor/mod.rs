@@ -17,6 +17,7 @@
 //! until it is heard or its first deadline passes.
 
 mod discovery;
+pub mod failover;
 pub mod topics;
 
 use std::collections::HashMap;
