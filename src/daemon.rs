@@ -15,6 +15,7 @@ use crate::config::{self, Config, DeviceConfig};
 use crate::http::{Query, Reply, Request};
 use crate::link::{Incoming, Link, LinkEvent, Presence};
 use crate::notify::Notifier;
+use crate::procfs::{self, ScanResult, Scanner};
 use crate::routes::{scan_prefixes, Routes};
 use crate::status::{self, Counters, DeviceStatus};
 use crate::store::{Store, StoreError};
@@ -110,7 +111,7 @@ impl Daemon {
             .collect();
         let routes = Routes::build(devices.iter().map(|d| &d.cfg));
         link.set_filters(subscriptions(&config, &routes));
-        let mut agents = Supervisor::new(agent_logs);
+        let mut agents = Supervisor::new(agent_logs, Scanner::new(PathBuf::from(procfs::PROC))?);
         agents.configure(agent_specs(&devices));
         Ok(Daemon {
             config_path,
@@ -147,6 +148,7 @@ impl Daemon {
             n.ready();
         }
         self.link.poll(Instant::now());
+        let scans = self.agents.scans();
         loop {
             let now = Instant::now();
             if now >= next_tick {
@@ -184,6 +186,11 @@ impl Daemon {
                 recv(control) -> req => {
                     if let Ok(req) = req {
                         let _ = req.reply.send(self.answer(req.query));
+                    }
+                }
+                recv(scans) -> scan => {
+                    if let Ok(scan) = scan {
+                        self.on_agent_scan(scan);
                     }
                 }
                 recv(signals) -> sig => match sig {
@@ -489,7 +496,7 @@ impl Daemon {
         }
         self.count_cursor = Some(0);
         self.publish_counts();
-        self.supervise_agents(now, now_ms);
+        self.agents.tick(now);
     }
 
     /// `B/helloTopicCount/<name>` for the next page of devices: a round
@@ -516,19 +523,23 @@ impl Daemon {
 
     /// Relaunches missing agents, restarts expired ones (restartOnExpire)
     /// and announces each launch on `B/startedprocess/<name>`.
-    fn supervise_agents(&mut self, now: Instant, now_ms: u64) {
+    fn on_agent_scan(&mut self, scan: ScanResult) {
+        let now_ms = now_ms();
         let expired: HashMap<&str, bool> = self
             .devices
             .iter()
             .filter(|d| d.cfg.is_agent())
             .map(|d| (d.cfg.name.as_str(), d.watch.is_expired(now_ms)))
             .collect();
-        let launches = self
-            .agents
-            .tick(now, &|name| expired.get(name).copied().unwrap_or(false));
-        for l in launches {
-            let topic = format!("{}/startedprocess/{}", self.config.mqtt.base_topic, l.name);
-            let payload = l.epoch_s.to_string();
+        let events = self.agents.on_scan(scan, Instant::now(), &|name| {
+            expired.get(name).copied().unwrap_or(false)
+        });
+        for (name, epoch_s) in events
+            .iter()
+            .filter_map(|e| Some((e.name(), e.started_at()?)))
+        {
+            let topic = format!("{}/startedprocess/{name}", self.config.mqtt.base_topic);
+            let payload = epoch_s.to_string();
             if !self.link.publish(&topic, payload.as_bytes(), false) {
                 self.unsent_starts.retain(|(t, _)| *t != topic);
                 self.unsent_starts.push((topic, payload));
