@@ -258,7 +258,7 @@ impl Supervisor {
 
     /// Once a second, on the main loop; never blocks: reaps dead children,
     /// asks for a scan (merged with one still waiting) and reports, once, a
-    /// scan stuck for [`SCAN_STALL`] — during which nothing is decided.
+    /// scan stuck for 5 s — during which nothing is decided.
     pub fn tick(&mut self, now: Instant) {
         self.reap();
         if self.agents.is_empty() {
