@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{never, select, Receiver};
 use log::{error, info, warn};
 
-use crate::agents::{AgentSpec, Supervisor};
+use crate::agents::{AgentEvent, AgentSpec, Supervisor};
 use crate::clock::{Clock, Now};
 use crate::config::{self, Config, DeviceConfig};
 use crate::event::EventKind;
@@ -21,6 +21,7 @@ use crate::http::{Request, Want};
 use crate::link::{Link, LinkEvent, Presence};
 use crate::monitor::{Monitor, Outbox, Settings};
 use crate::notify::Notifier;
+use crate::procfs::{self, ScanResult, Scanner};
 use crate::status::{BrokerFacts, DeviceStatus, Facts, StoreFacts};
 use crate::store::{Store, StoreError};
 
@@ -90,7 +91,7 @@ impl Daemon {
         let clock = Clock::new();
         let start = clock.now();
         let devices = std::mem::take(&mut config.devices);
-        let mut agents = Supervisor::new(agent_logs);
+        let mut agents = Supervisor::new(agent_logs, Scanner::new(PathBuf::from(procfs::PROC))?);
         agents.configure(agent_specs(&devices));
         let settings = Settings::new(&config.mqtt, config.homeassistant.clone());
         let monitor = Monitor::new(settings, devices, &Default::default(), start);
@@ -145,6 +146,7 @@ impl Daemon {
             n.ready();
         }
         self.link.poll(Instant::now());
+        let mut scans = self.agents.scans();
         loop {
             let now = Instant::now();
             if now >= next_tick {
@@ -187,6 +189,10 @@ impl Daemon {
                         let _ = req.reply.send(self.facts(&req.want));
                     }
                     Err(_) => control = never(),
+                },
+                recv(scans) -> scan => match scan {
+                    Ok(scan) => self.on_agent_scan(scan),
+                    Err(_) => scans = never(),
                 },
                 recv(signals) -> sig => match sig {
                     Ok(Signal::Reload) => self.reload(),
@@ -261,15 +267,11 @@ impl Daemon {
             .monitor
             .view(now)
             .into_iter()
-            .map(|view| {
-                let launches = self.agents.launches(&view.name);
-                DeviceStatus {
-                    pid: self.agents.pid(&view.name),
-                    launches,
-                    relaunches: launches.saturating_sub(1),
-                    last_launch_ms: None,
-                    view,
-                }
+            .map(|view| DeviceStatus {
+                pid: self.agents.pid(&view.name),
+                launches: self.agents.launches(&view.name),
+                relaunches: self.agents.relaunches(&view.name),
+                view,
             })
             .collect();
         let events = match want {
@@ -367,16 +369,44 @@ impl Daemon {
         self.monitor.tick(now, &mut self.out);
         self.counting = self.monitor.next_counts(COUNT_PAGE, &mut self.out);
         self.flush();
+        self.agents.tick(at);
+    }
+
+    /// A /proc scan came back from the scanner thread: the supervisor
+    /// decides (nothing, when the scan failed), the core announces.
+    fn on_agent_scan(&mut self, scan: ScanResult) {
+        let now = self.clock.now();
         let monitor = &self.monitor;
-        let launches = self.agents.tick(at, &|name| monitor.is_expired(name));
-        for l in launches {
-            self.monitor.agent_launched(
-                &l.name,
-                EventKind::AgentLaunched,
-                l.pid,
-                now,
-                &mut self.out,
-            );
+        let events = self
+            .agents
+            .on_scan(scan, Instant::now(), &|name| monitor.is_expired(name));
+        for ev in events {
+            let (kind, name, pid, detail) = match ev {
+                AgentEvent::Launched { name, pid, .. } => {
+                    (EventKind::AgentLaunched, name, pid, None)
+                }
+                AgentEvent::Relaunched { name, pid, .. } => {
+                    (EventKind::AgentRelaunched, name, pid, None)
+                }
+                AgentEvent::Restarted { name, pid, .. } => {
+                    (EventKind::AgentRestarted, name, pid, None)
+                }
+                AgentEvent::Died { name, pid, ran } => (
+                    EventKind::AgentDied,
+                    name,
+                    pid,
+                    Some(format!("pid {pid} ran {} s", ran.as_secs())),
+                ),
+                AgentEvent::Adopted { .. } => continue,
+            };
+            match detail {
+                None => self
+                    .monitor
+                    .agent_launched(&name, kind, pid, now, &mut self.out),
+                Some(detail) => self
+                    .monitor
+                    .agent_event(kind, &name, detail, now, &mut self.out),
+            }
         }
         self.flush();
     }

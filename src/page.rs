@@ -166,7 +166,7 @@ fn row(f: &Facts, d: &DeviceStatus) -> Markup {
                 @if v.agent {
                     @match d.pid { Some(pid) => { "pid " (pid) }, None => span.late { "not running" } }
                     " · " (d.launches) @if d.launches == 1 { " launch" } @else { " launches" }
-                    @if let Some(t) = d.last_launch_ms { " · last " (ago(f.now_ms, t)) }
+                    @if let Some(t) = v.last_launch_ms { " · last " (ago(f.now_ms, t)) }
                 }
             }
             td { (strip(f.now_ms, f.strips.get(&v.name))) }
@@ -294,11 +294,11 @@ mod tests {
                 hello_count: 1,
                 expirations: 0,
                 verdict_since_ms: NOW - 60_000,
+                last_launch_ms: agent.then_some(NOW - 300_000),
             },
             pid: agent.then_some(4242),
             launches: 2,
             relaunches: 1,
-            last_launch_ms: agent.then_some(NOW - 300_000),
         }
     }
 

@@ -22,8 +22,6 @@ pub struct DeviceStatus {
     /// Launches after the first: relaunches after a death, restarts for
     /// expiry.
     pub relaunches: u64,
-    /// Epoch milliseconds of the last launch.
-    pub last_launch_ms: Option<u64>,
 }
 
 impl DeviceStatus {
@@ -108,7 +106,7 @@ pub fn status_json(devices: &[DeviceStatus]) -> String {
                 "helloCount": v.hello_count,
                 "pid": d.pid,
                 "launches": v.agent.then_some(d.launches),
-                "lastLaunch": d.last_launch_ms.map(|ms| ms / 1000),
+                "lastLaunch": v.last_launch_ms.map(|ms| ms / 1000),
             })
         })
         .collect();
@@ -446,11 +444,11 @@ mod tests {
                 hello_count: 2,
                 expirations: 1,
                 verdict_since_ms: 1_700_000_000_000,
+                last_launch_ms: agent.then_some(1_699_999_990_000),
             },
             pid: agent.then_some(42),
             launches: 3,
             relaunches: 2,
-            last_launch_ms: agent.then_some(1_699_999_990_000),
         }
     }
 

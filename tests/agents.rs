@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use iotmonitor::procfs::scan_tags;
+use rustix::process::{self, Pid, Signal};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -31,7 +32,10 @@ impl Agents {
     }
 
     fn pids(&self, i: usize) -> Vec<i32> {
-        scan_tags().remove(self.name(i)).unwrap_or_default()
+        scan_tags()
+            .expect("scan of /proc")
+            .remove(self.name(i))
+            .unwrap_or_default()
     }
 
     fn wait_pids(&self, i: usize, what: &str, mut ok: impl FnMut(&[i32]) -> bool) -> Vec<i32> {
@@ -49,15 +53,18 @@ impl Agents {
 
 impl Drop for Agents {
     fn drop(&mut self) {
+        let mut found = scan_tags().unwrap_or_default();
         for name in &self.0 {
-            for pid in scan_tags().remove(name).unwrap_or_default() {
-                unsafe {
-                    let pgid = libc::getpgid(pid);
-                    if pgid > 1 && pgid != libc::getpgrp() {
-                        libc::kill(-pgid, libc::SIGKILL);
+            for pid in found.remove(name).unwrap_or_default() {
+                let Some(pid) = Pid::from_raw(pid) else {
+                    continue;
+                };
+                if let Ok(pgid) = process::getpgid(Some(pid)) {
+                    if !pgid.is_init() && pgid != process::getpgrp() {
+                        let _ = process::kill_process_group(pgid, Signal::KILL);
                     }
-                    libc::kill(pid, libc::SIGKILL);
                 }
+                let _ = process::kill_process(pid, Signal::KILL);
             }
         }
     }
@@ -86,14 +93,13 @@ fn launches_detached_with_tag_log_and_startedprocess() {
     assert!(at >= before && at <= epoch_ms() / 1000 + 1, "{at}");
     let pids = a.wait_pids(0, "agent running", |p| p.len() == 1);
     let pid = pids[0];
+    let sid = |pid: i32| process::getsid(Pid::from_raw(pid));
     assert_eq!(
-        unsafe { libc::getsid(pid) },
-        pid,
+        sid(pid),
+        Ok(Pid::from_raw(pid).unwrap()),
         "agent has its own session"
     );
-    assert_ne!(unsafe { libc::getsid(pid) }, unsafe {
-        libc::getsid(daemon.pid())
-    });
+    assert_ne!(sid(pid), sid(daemon.pid()));
     let log = dir
         .path()
         .join("agent-logs")
@@ -155,7 +161,7 @@ fn relaunch_after_kill_with_backoff_and_no_zombies() {
     c.wait_topic(&topic, 10 * S).expect("first launch");
     let pid = a.wait_pids(0, "running", |p| p.len() == 1)[0];
     let killed_at = Instant::now();
-    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    process::kill_process_group(Pid::from_raw(pid).unwrap(), Signal::KILL).unwrap();
     c.wait_topic(&topic, 10 * S).expect("relaunch after kill");
     eprintln!("relaunch latency after SIGKILL: {:?}", killed_at.elapsed());
     let new = a.wait_pids(0, "relaunched", |p| p.len() == 1 && p[0] != pid);

@@ -159,6 +159,8 @@ pub struct DeviceView {
     pub expirations: u64,
     /// Epoch milliseconds since when the verdict holds.
     pub verdict_since_ms: u64,
+    /// Epoch milliseconds of the last agent launch by this daemon.
+    pub last_launch_ms: Option<u64>,
 }
 
 struct Device {
@@ -180,6 +182,8 @@ struct Device {
     expirations: u64,
     /// Monotonic ms of the last verdict change.
     since: u64,
+    /// Monotonic ms of the last agent launch.
+    last_launch: Option<u64>,
 }
 
 impl Device {
@@ -195,6 +199,7 @@ impl Device {
             replay_queued: false,
             expirations: 0,
             since: now,
+            last_launch: None,
         }
     }
 
@@ -650,7 +655,26 @@ impl Monitor {
             self.unsent_starts.retain(|p| p.topic != publish.topic);
             self.unsent_starts.push(publish);
         }
+        if let Some(&i) = self
+            .agents
+            .iter()
+            .find(|&&i| self.devices[i as usize].cfg.name == name)
+        {
+            self.devices[i as usize].last_launch = Some(now.mono_ms);
+        }
         out.event(now, kind, name, format!("pid {pid}"));
+    }
+
+    /// Something else happened to an agent (it died): for the history.
+    pub fn agent_event(
+        &mut self,
+        kind: EventKind,
+        name: &str,
+        detail: String,
+        now: Now,
+        out: &mut Outbox,
+    ) {
+        out.event(now, kind, name, detail);
     }
 
     /// Applies a reloaded configuration (`[mqtt]` changes are the caller's
@@ -763,6 +787,7 @@ impl Monitor {
                 hello_count: d.hello_count,
                 expirations: d.expirations,
                 verdict_since_ms: now.wall_of(d.since),
+                last_launch_ms: d.last_launch.map(|t| now.wall_of(t)),
             })
             .collect()
     }
