@@ -93,7 +93,7 @@ impl Daemon {
         let devices = std::mem::take(&mut config.devices);
         let mut agents = Supervisor::new(agent_logs, Scanner::new(PathBuf::from(procfs::PROC))?);
         agents.configure(agent_specs(&devices));
-        let settings = Settings::new(&config.mqtt, config.homeassistant.clone());
+        let settings = Settings::new(&config.mqtt, config.homeassistant.clone(), None);
         let monitor = Monitor::new(settings, devices, &Default::default(), start);
         let topics = monitor.topics();
         let presence = Presence {

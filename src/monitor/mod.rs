@@ -34,7 +34,8 @@ use crate::watchdog::Watch;
 
 pub use discovery::object_id;
 use discovery::Discovery;
-use topics::Topics;
+use failover::{Action, Election, FailoverSettings, Peer, Role};
+use topics::{Own, Topics};
 
 /// `B/up` wraps to 0 after 999999, as the original.
 const UP_WRAP: u64 = 1_000_000;
@@ -75,6 +76,8 @@ pub struct Outbox {
     pub events: Vec<Event>,
     /// Availability announced per device, to persist (None: forget it).
     pub verdicts: Vec<(String, Option<bool>)>,
+    /// What the daemon must do for the failover election.
+    pub failover: Vec<Action>,
 }
 
 impl Outbox {
@@ -105,17 +108,37 @@ pub struct Settings {
     pub client_id: String,
     pub retain_states: bool,
     pub homeassistant: Option<HomeAssistant>,
+    /// `[failover]`: this instance's priority among several.
+    pub failover: Option<i64>,
 }
 
 impl Settings {
-    pub fn new(mqtt: &MqttConfig, homeassistant: Option<HomeAssistant>) -> Settings {
+    pub fn new(
+        mqtt: &MqttConfig,
+        homeassistant: Option<HomeAssistant>,
+        failover: Option<i64>,
+    ) -> Settings {
         Settings {
             base_topic: mqtt.base_topic.clone(),
             client_id: mqtt.client_id.clone(),
             retain_states: mqtt.retain_states,
             homeassistant,
+            failover,
         }
     }
+}
+
+/// The failover state, for status pages and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverView {
+    pub id: String,
+    pub priority: i64,
+    pub role: Role,
+    pub leader: Option<String>,
+    pub peers: Vec<(String, Peer)>,
+    pub takeovers: u64,
+    /// Epoch milliseconds of the last takeover by this instance.
+    pub last_takeover_ms: Option<u64>,
 }
 
 /// A device's verdict as shown to operators.
@@ -268,6 +291,10 @@ pub struct Monitor {
     count_cursor: Option<usize>,
     /// `B/startedprocess/<name>` not sent yet (broker away).
     unsent_starts: Vec<Publish>,
+    /// With `[failover]`: the election, and device positions by name (a
+    /// standby follows the leader's availability announcements).
+    election: Option<Election>,
+    by_name: HashMap<String, u32>,
 }
 
 impl Monitor {
@@ -303,6 +330,13 @@ impl Monitor {
             replay_queue: Vec::new(),
             count_cursor: None,
             unsent_starts: Vec::new(),
+            election: settings.failover.map(|priority| {
+                Election::new(&FailoverSettings {
+                    id: settings.client_id.clone(),
+                    priority,
+                })
+            }),
+            by_name: HashMap::new(),
         };
         m.set_homeassistant(settings.homeassistant.as_ref());
         m.reindex();
@@ -324,14 +358,183 @@ impl Monitor {
         self.agents = (0..self.devices.len() as u32)
             .filter(|&i| self.devices[i as usize].cfg.is_agent())
             .collect();
+        if self.election.is_some() {
+            self.by_name = (0..self.devices.len() as u32)
+                .map(|i| (self.devices[i as usize].cfg.name.clone(), i))
+                .collect();
+        }
     }
 
-    /// The broker subscriptions: every configured filter, and Home
-    /// Assistant's status topic with discovery.
+    /// The broker subscriptions: every configured filter, Home Assistant's
+    /// status topic with discovery, and with failover the lease, the
+    /// presences and the leader's `B/up` and availability.
     pub fn subscriptions(&self) -> Vec<String> {
         let mut subs = self.routes.subscriptions().to_vec();
         subs.extend(self.ha_status.clone());
+        if self.election.is_some() {
+            subs.push(self.topics.leader());
+            subs.push(self.topics.instance("#"));
+            subs.push(self.topics.up());
+            subs.push(self.topics.availability("+"));
+        }
         subs
+    }
+
+    /// Whether this instance publishes the leader's topics, replays and
+    /// runs agents: always without failover, when active with it.
+    pub fn leading(&self) -> bool {
+        self.election
+            .as_ref()
+            .map_or(true, |e| e.role() == Role::Active)
+    }
+
+    /// The failover state, when `[failover]` is on.
+    pub fn failover_view(&self, now: Now) -> Option<FailoverView> {
+        let e = self.election.as_ref()?;
+        Some(FailoverView {
+            id: e.id().to_string(),
+            priority: e.priority(),
+            role: e.role(),
+            leader: e.leader().map(String::from),
+            peers: e
+                .peers()
+                .iter()
+                .map(|(id, p)| (id.clone(), p.clone()))
+                .collect(),
+            takeovers: e.takeovers(),
+            last_takeover_ms: e.last_takeover().map(|t| now.wall_of(t)),
+        })
+    }
+
+    /// Whether another instance could take over (a clean shutdown of the
+    /// active instance then leaves `B/status` online).
+    pub fn standby_alive(&self) -> bool {
+        self.election
+            .as_ref()
+            .is_some_and(|e| e.peers().values().any(|p| p.presence == "standby"))
+    }
+
+    /// One of the daemon's own topics: with failover, the lease, the
+    /// presences, and the leader's `B/up` and availability while standby.
+    fn on_own(&mut self, own: Own<'_>, payload: &[u8], now: Now, out: &mut Outbox) {
+        let Some(election) = &mut self.election else {
+            return;
+        };
+        let mut actions = Vec::new();
+        match own {
+            Own::Leader => election.on_leader(payload, now.mono_ms, &mut actions),
+            Own::Instance(rest) => election.on_instance(rest, payload, now.mono_ms, &mut actions),
+            Own::Up if election.role() != Role::Active => {
+                if let Some(up) = std::str::from_utf8(payload)
+                    .ok()
+                    .and_then(|p| p.trim().parse().ok())
+                {
+                    self.up = up;
+                }
+            }
+            Own::Availability(name) if election.role() != Role::Active => {
+                if let Some(&i) = self.by_name.get(name) {
+                    let d = &mut self.devices[i as usize];
+                    let announced = match payload {
+                        b"online" => Some(true),
+                        b"offline" => Some(false),
+                        _ => None,
+                    };
+                    if d.announced != announced {
+                        d.announced = announced;
+                        out.verdicts.push((d.cfg.name.clone(), announced));
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.apply(actions, now, out);
+    }
+
+    /// Carries out the election's decisions that concern the core, and
+    /// hands the others to the daemon.
+    fn apply(&mut self, actions: Vec<Action>, now: Now, out: &mut Outbox) {
+        for action in actions {
+            match &action {
+                Action::BecameActive { fresh } => {
+                    info!("failover: this instance is now the active one");
+                    out.event(now, EventKind::Takeover, "", String::new());
+                    self.publish_presence(out);
+                    // Only what changed while standby is announced.
+                    for i in 0..self.devices.len() {
+                        let d = &self.devices[i];
+                        if d.expired || d.heard {
+                            let online = !d.expired;
+                            self.announce(i, online, out);
+                        }
+                    }
+                    self.lead(out);
+                    self.startup_replay = if *fresh {
+                        StartupReplay::Due
+                    } else {
+                        StartupReplay::Taken
+                    };
+                }
+                Action::Resumed => {
+                    info!("failover: still the active instance after reconnecting");
+                    self.publish_presence(out);
+                    self.republish_verdicts(out);
+                    self.lead(out);
+                }
+                Action::Deposed { by } => {
+                    warn!("failover: {by} holds the lease: this instance is now a standby");
+                    out.event(now, EventKind::Deposed, "", format!("by {by}"));
+                    self.publish_presence(out);
+                    self.count_cursor = None;
+                    self.replay_queue.clear();
+                    for d in &mut self.devices {
+                        d.replay_queued = false;
+                    }
+                }
+                Action::Claim | Action::Withdraw => {}
+            }
+            out.failover.push(action);
+        }
+    }
+
+    /// `B/instances/<id>` and its priority (retained), on the main
+    /// connection whose last will says `offline`.
+    fn publish_presence(&self, out: &mut Outbox) {
+        let Some(e) = &self.election else {
+            return;
+        };
+        out.publish(
+            self.topics.instance(e.id()),
+            e.role().presence(),
+            Class::Retained,
+        );
+        out.publish(
+            self.topics.instance_priority(e.id()),
+            e.priority().to_string(),
+            Class::Retained,
+        );
+    }
+
+    /// What a leader publishes when it starts leading on a connection:
+    /// discovery and the launches that could not be announced.
+    fn lead(&mut self, out: &mut Outbox) {
+        self.publish_discovery(out);
+        out.publishes.append(&mut self.unsent_starts);
+    }
+
+    /// Verdicts established since start are sent again (the broker may
+    /// have lost its retained messages); restored ones are left as the
+    /// broker holds them until the device is heard or expires.
+    fn republish_verdicts(&self, out: &mut Outbox) {
+        for d in self.devices.iter().filter(|d| d.heard || d.expired) {
+            if let Some(online) = d.announced {
+                out.publish(
+                    self.topics.availability(&d.cfg.name),
+                    if online { "online" } else { "offline" },
+                    Class::Retained,
+                );
+            }
+        }
     }
 
     pub fn device_count(&self) -> usize {
@@ -348,7 +551,8 @@ impl Monitor {
         now: Now,
         out: &mut Outbox,
     ) -> bool {
-        if self.topics.is_own(topic) {
+        if let Some(own) = self.topics.own(topic) {
+            self.on_own(own, payload, now, out);
             return false;
         }
         if self.ha_status.as_deref() == Some(topic) && payload == b"online" {
@@ -368,7 +572,8 @@ impl Monitor {
                 heard.push(i);
             }
         });
-        let last_seen = self.discovery.is_some();
+        let leading = self.leading();
+        let last_seen = leading && self.discovery.is_some();
         for i in heard {
             self.heard(i as usize, now, out);
         }
@@ -390,6 +595,9 @@ impl Monitor {
         for &i in self.routes.hello(topic) {
             let d = &mut self.devices[i as usize];
             d.hello_count += 1;
+            if !leading {
+                continue;
+            }
             info!(
                 "hello from {} (#{}): replaying its states",
                 d.cfg.name, d.hello_count
@@ -428,7 +636,11 @@ impl Monitor {
 
     /// Publishes a device's availability when it differs from what the
     /// broker holds, and asks for it to be persisted.
+    /// A standby announces nothing: it follows the leader's announcements.
     fn announce(&mut self, i: usize, online: bool, out: &mut Outbox) {
+        if !self.leading() {
+            return;
+        }
         let d = &mut self.devices[i];
         if d.announced == Some(online) {
             return;
@@ -445,8 +657,16 @@ impl Monitor {
     /// Once a second: `B/up`, expiries and their alerts, and the start of a
     /// round of hello counts (see [`Monitor::next_counts`]).
     pub fn tick(&mut self, now: Now, out: &mut Outbox) {
-        self.up = (self.up + 1) % UP_WRAP;
-        out.publish(self.topics.up(), self.up.to_string(), Class::Repeat);
+        if let Some(e) = &mut self.election {
+            let mut actions = Vec::new();
+            e.step(now.mono_ms, &mut actions);
+            self.apply(actions, now, out);
+        }
+        let leading = self.leading();
+        if leading {
+            self.up = (self.up + 1) % UP_WRAP;
+            out.publish(self.topics.up(), self.up.to_string(), Class::Repeat);
+        }
         let mut newly: Vec<usize> = Vec::new();
         for i in 0..self.devices.len() {
             let d = &mut self.devices[i];
@@ -463,17 +683,21 @@ impl Monitor {
                 }
                 self.announce(i, false, out);
             }
-            let d = &self.devices[i];
-            out.publish(
-                self.topics.expired(&d.cfg.name),
-                now.wall_s_of(d.watch.deadline()).to_string(),
-                Class::Alert,
-            );
+            if leading {
+                let d = &self.devices[i];
+                out.publish(
+                    self.topics.expired(&d.cfg.name),
+                    now.wall_s_of(d.watch.deadline()).to_string(),
+                    Class::Alert,
+                );
+            }
         }
         self.log_expiries(&newly);
         // A round still going from the last tick is finished first.
         while self.next_counts(usize::MAX, out) {}
-        self.count_cursor = Some(0);
+        if leading {
+            self.count_cursor = Some(0);
+        }
     }
 
     /// One WARN line per newly expired device, or one for all of them when
@@ -541,23 +765,18 @@ impl Monitor {
             out.event(now, EventKind::BrokerRegained, "", String::new());
         }
         self.was_connected = true;
+        if let Some(e) = &mut self.election {
+            // Nothing of the leader's before the election has decided.
+            e.on_connected(now.mono_ms);
+            self.publish_presence(out);
+            return;
+        }
         if self.up == 0 {
+            // Connected before the first tick: say we are up at once.
             self.tick(now, out);
         }
-        // Verdicts established since start are sent again (the broker may
-        // have lost its retained messages); restored ones are left as the
-        // broker holds them until the device is heard or expires.
-        for d in self.devices.iter().filter(|d| d.heard || d.expired) {
-            if let Some(online) = d.announced {
-                out.publish(
-                    self.topics.availability(&d.cfg.name),
-                    if online { "online" } else { "offline" },
-                    Class::Retained,
-                );
-            }
-        }
-        self.publish_discovery(out);
-        out.publishes.append(&mut self.unsent_starts);
+        self.republish_verdicts(out);
+        self.lead(out);
         if self.startup_replay == StartupReplay::Waiting {
             self.startup_replay = StartupReplay::Due;
         }
@@ -569,6 +788,9 @@ impl Monitor {
             out.event(now, EventKind::BrokerLost, "", String::new());
         }
         self.connected = false;
+        if let Some(e) = &mut self.election {
+            e.on_disconnected();
+        }
     }
 
     /// Whether the start-up replay is to start now (once, after the first
@@ -613,7 +835,7 @@ impl Monitor {
     }
 
     fn publish_discovery(&self, out: &mut Outbox) {
-        let Some(disc) = &self.discovery else {
+        let Some(disc) = self.discovery.as_ref().filter(|_| self.leading()) else {
             return;
         };
         let (topic, payload) = disc.hub(&self.topics);
@@ -722,10 +944,13 @@ impl Monitor {
             self.devices.push(device);
         }
         let removed: Vec<String> = old.into_keys().collect();
+        let leading = self.leading();
         for name in &removed {
             info!("reload: device {name} removed");
-            out.publish(self.topics.availability(name), "", Class::Retained);
-            out.publish(self.topics.last_seen(name), "", Class::Retained);
+            if leading {
+                out.publish(self.topics.availability(name), "", Class::Retained);
+                out.publish(self.topics.last_seen(name), "", Class::Retained);
+            }
             out.verdicts.push((name.clone(), None));
         }
         if !ha_changed {
@@ -763,7 +988,7 @@ impl Monitor {
     }
 
     fn clear_discovery<'a>(&self, names: impl Iterator<Item = &'a str>, out: &mut Outbox) {
-        let Some(disc) = &self.discovery else {
+        let Some(disc) = self.discovery.as_ref().filter(|_| self.leading()) else {
             return;
         };
         for name in names {

@@ -55,6 +55,7 @@ fn settings(ha: bool) -> Settings {
         base_topic: "B".into(),
         client_id: "iotmonitor".into(),
         retain_states: false,
+        failover: None,
         homeassistant: ha.then(|| HomeAssistant {
             prefix: "ha".into(),
         }),
@@ -552,4 +553,171 @@ fn view_reports_times_on_the_current_wall_clock() {
     assert_eq!(v.last_contact_ms, Some(WALL0 - HOUR + 2_000));
     assert_eq!(v.deadline_ms, WALL0 - HOUR + 12_000);
     assert_eq!(v.timeout_s, 10);
+}
+
+/// A failover instance `id` (priority 0), connected at 300 ms, with the
+/// retained state `leader` and the leader's presence.
+fn instance(id: &str, devices: Vec<DeviceConfig>, leader: &str) -> (Monitor, Outbox) {
+    let mut s = settings(false);
+    s.client_id = id.into();
+    s.failover = Some(0);
+    let mut m = Monitor::new(s, devices, &HashMap::new(), at(300));
+    let mut out = Outbox::default();
+    m.on_connected(at(300), &mut out);
+    if !leader.is_empty() {
+        m.on_message(
+            &format!("B/instances/{leader}"),
+            b"active",
+            true,
+            at(320),
+            &mut out,
+        );
+    }
+    m.on_message("B/leader", leader.as_bytes(), true, at(330), &mut out);
+    (m, out)
+}
+
+/// Publishes that belong to the leader (everything but presences).
+fn leader_topics(out: &Outbox) -> Vec<(String, String)> {
+    published(out)
+        .into_iter()
+        .filter(|(t, _)| !t.starts_with("B/instances/"))
+        .collect()
+}
+
+#[test]
+fn a_standby_tracks_everything_and_publishes_nothing_of_the_leaders() {
+    let (mut m, out) = instance(
+        "b",
+        vec![
+            dev("d", 2, &["t/d"], &["t/d/state/#"], Some("t/d/hello")),
+            dev("e", 30, &["t/e"], &[], None),
+        ],
+        "a",
+    );
+    assert_eq!(
+        published(&out),
+        [
+            ("B/instances/b".to_string(), "standby".to_string()),
+            ("B/instances/b/priority".to_string(), "0".to_string()),
+        ]
+    );
+    assert!(m.subscriptions().contains(&"B/leader".to_string()));
+    let mut out = tick_range(&mut m, 1, 4, 0);
+    let (state, o) = msg(&mut m, "t/d/state/led", "on", at(4_100));
+    assert!(state, "a standby records states");
+    let (_, o2) = msg(&mut m, "t/d/hello", "", at(4_200));
+    let (_, o3) = msg(&mut m, "t/e", "x", at(4_300));
+    for o in [o, o2, o3] {
+        out.publishes.extend(o.publishes);
+    }
+    assert!(leader_topics(&out).is_empty(), "{:?}", published(&out));
+    assert!(
+        m.next_replay().is_none(),
+        "the leader replays, not a standby"
+    );
+    assert!(!m.take_startup_replay());
+    let view = m.view(at(4_500));
+    assert_eq!(view[0].verdict, Verdict::Online, "heard at 4.1 s");
+    assert_eq!(view[0].hello_count, 1);
+    assert_eq!(view[1].verdict, Verdict::Online);
+    assert_eq!(m.failover_view(at(4_500)).unwrap().role, Role::Standby);
+}
+
+#[test]
+fn takeover_continues_where_the_leader_was() {
+    let (mut m, _) = instance(
+        "b",
+        vec![
+            dev("quiet", 2, &["t/quiet"], &[], None),
+            dev("talks", 30, &["t/talks"], &[], None),
+            dev("back", 30, &["t/back"], &[], None),
+        ],
+        "a",
+    );
+    let mut out = Outbox::default();
+    // The leader's view, followed by the standby.
+    m.on_message("B/up", b"41", false, at(500), &mut out);
+    m.on_message("B/availability/talks", b"online", true, at(500), &mut out);
+    m.on_message("B/availability/back", b"offline", true, at(500), &mut out);
+    msg(&mut m, "t/talks", "x", at(600));
+    msg(&mut m, "t/back", "x", at(700));
+    tick_range(&mut m, 1, 3, 0);
+    m.on_message("B/up", b"44", false, at(3_500), &mut out);
+    // quiet expired at 3 s while standby; the leader dies before saying so.
+    let mut out = Outbox::default();
+    m.on_message("B/instances/a", b"offline", false, at(4_000), &mut out);
+    m.on_message("B/leader", b"", false, at(4_000), &mut out);
+    assert_eq!(out.failover, [Action::Claim]);
+    m.on_message("B/leader", b"b", false, at(4_050), &mut out);
+    let out = tick_range(&mut m, 5, 5, 0);
+    assert_eq!(out.failover, [Action::BecameActive { fresh: false }]);
+    assert_eq!(
+        on(&out, "B/up"),
+        ["45"],
+        "B/up continues from the last seen"
+    );
+    assert_eq!(
+        on(&out, "B/expired/quiet").len(),
+        1,
+        "alerted at the first tick"
+    );
+    assert_eq!(on(&out, "B/availability/quiet"), ["offline"]);
+    assert!(
+        on(&out, "B/availability/talks").is_empty(),
+        "unchanged: not re-announced"
+    );
+    assert_eq!(
+        on(&out, "B/availability/back"),
+        ["online"],
+        "changed while standby"
+    );
+    assert_eq!(on(&out, "B/instances/b"), ["active"]);
+    assert!(kinds(&out).contains(&(EventKind::Takeover, String::new())));
+    assert!(!m.take_startup_replay(), "no replay burst at takeover");
+    let view = m.failover_view(at(5_100)).unwrap();
+    assert_eq!((view.role, view.takeovers), (Role::Active, 1));
+    assert_eq!(view.leader.as_deref(), Some("b"));
+}
+
+#[test]
+fn alone_at_a_cold_start_it_leads_and_replays() {
+    let (mut m, out) = instance("a", vec![dev("d", 30, &["t/d"], &[], None)], "");
+    assert!(leader_topics(&out).is_empty());
+    assert!(tick_range(&mut m, 1, 1, 0).failover.is_empty(), "settling");
+    let out = tick_range(&mut m, 2, 2, 0);
+    assert_eq!(out.failover, [Action::Claim], "settled after 1 s");
+    let mut out = Outbox::default();
+    m.on_message("B/leader", b"a", false, at(2_100), &mut out);
+    let out = tick_range(&mut m, 3, 3, 0);
+    assert_eq!(out.failover, [Action::BecameActive { fresh: true }]);
+    assert_eq!(on(&out, "B/up"), ["1"]);
+    assert!(m.take_startup_replay(), "a cold start replays the states");
+}
+
+#[test]
+fn a_reconnecting_instance_finding_another_leader_publishes_nothing() {
+    let (mut m, _) = instance("a", vec![dev("d", 2, &["t/d"], &[], None)], "");
+    tick_range(&mut m, 1, 1, 0);
+    m.on_message("B/leader", b"a", false, at(1_100), &mut Outbox::default());
+    tick_range(&mut m, 2, 3, 0);
+    assert!(m.leading());
+    let mut out = Outbox::default();
+    m.on_disconnected(at(3_500), &mut out);
+    m.on_connected(at(40_000), &mut out);
+    m.on_message("B/instances/b", b"active", true, at(40_010), &mut out);
+    m.on_message("B/leader", b"b", true, at(40_020), &mut out);
+    let more = tick_range(&mut m, 40, 41, 0);
+    out.publishes.extend(more.publishes);
+    out.failover.extend(more.failover);
+    out.events.extend(more.events);
+    assert!(leader_topics(&out).is_empty(), "{:?}", published(&out));
+    assert_eq!(
+        out.failover,
+        [Action::Deposed {
+            by: "b".to_string()
+        }]
+    );
+    assert!(kinds(&out).contains(&(EventKind::Deposed, String::new())));
+    assert_eq!(on(&out, "B/instances/a").last().unwrap(), "standby");
 }

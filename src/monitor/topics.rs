@@ -7,13 +7,29 @@ pub struct Topics {
     base: String,
 }
 
-/// Sub-topics of `B/` that belong to the daemon: messages on them never
-/// count as device activity and are never stored as states.
-const OWN_PREFIXES: [&str; 5] = [
+/// One of the daemon's own topics (`B/…`), as far as an instance needs to
+/// tell them apart: messages on them never count as device activity and
+/// are never stored as states; with failover, a standby follows the
+/// leader's `B/up` and availability, and every instance the lease and the
+/// presences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Own<'a> {
+    Up,
+    /// `B/availability/<name>`.
+    Availability(&'a str),
+    /// `B/leader`.
+    Leader,
+    /// `B/instances/<rest>`.
+    Instance(&'a str),
+    /// Anything else of the daemon's (`B/status`, `B/expired/…`, …).
+    Other,
+}
+
+/// Sub-topics of `B/` that belong to the daemon besides those of [`Own`].
+const OTHER_PREFIXES: [&str; 4] = [
     "expired/",
     "helloTopicCount/",
     "startedprocess/",
-    "availability/",
     "lastseen/",
 ];
 
@@ -64,16 +80,41 @@ impl Topics {
         format!("{}/lastseen/{name}", self.base)
     }
 
-    /// Is `topic` one of the daemon's own (`B/up`, `B/status`, `B/expired/…`,
-    /// …)?
-    pub fn is_own(&self, topic: &str) -> bool {
-        let Some(rest) = topic
-            .strip_prefix(self.base.as_str())
-            .and_then(|r| r.strip_prefix('/'))
-        else {
-            return false;
-        };
-        matches!(rest, "up" | "status") || OWN_PREFIXES.iter().any(|p| rest.starts_with(p))
+    /// `B/leader`: the failover lease, retained, naming the active instance.
+    pub fn leader(&self) -> String {
+        format!("{}/leader", self.base)
+    }
+
+    /// `B/instances/<id>`: an instance's presence (`standby`, `active`,
+    /// `offline`), retained.
+    pub fn instance(&self, id: &str) -> String {
+        format!("{}/instances/{id}", self.base)
+    }
+
+    /// `B/instances/<id>/priority`, retained.
+    pub fn instance_priority(&self, id: &str) -> String {
+        format!("{}/instances/{id}/priority", self.base)
+    }
+
+    /// Which of the daemon's own topics `topic` is, if it is one.
+    pub fn own<'t>(&self, topic: &'t str) -> Option<Own<'t>> {
+        let rest = topic.strip_prefix(self.base.as_str())?.strip_prefix('/')?;
+        Some(match rest {
+            "up" => Own::Up,
+            "leader" => Own::Leader,
+            "status" => Own::Other,
+            _ => {
+                if let Some(name) = rest.strip_prefix("availability/") {
+                    Own::Availability(name)
+                } else if let Some(id) = rest.strip_prefix("instances/") {
+                    Own::Instance(id)
+                } else if OTHER_PREFIXES.iter().any(|p| rest.starts_with(p)) {
+                    Own::Other
+                } else {
+                    return None;
+                }
+            }
+        })
     }
 }
 
@@ -97,9 +138,22 @@ mod tests {
             t.started("x"),
             t.availability("x"),
             t.last_seen("x"),
+            t.leader(),
+            t.instance("a"),
+            t.instance_priority("a"),
         ] {
-            assert!(t.is_own(&own), "{own}");
+            assert!(t.own(&own).is_some(), "{own}");
         }
+        assert_eq!(t.own("home/monitoring/up"), Some(Own::Up));
+        assert_eq!(
+            t.own("home/monitoring/availability/esp"),
+            Some(Own::Availability("esp"))
+        );
+        assert_eq!(t.own("home/monitoring/leader"), Some(Own::Leader));
+        assert_eq!(
+            t.own("home/monitoring/instances/a/priority"),
+            Some(Own::Instance("a/priority"))
+        );
         for other in [
             "home/monitoring",
             "home/monitoringX/up",
@@ -107,7 +161,7 @@ mod tests {
             "home/monitoring/sensors/t",
             "home/up",
         ] {
-            assert!(!t.is_own(other), "{other}");
+            assert!(t.own(other).is_none(), "{other}");
         }
     }
 }
