@@ -8,67 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use iotmonitor::procfs::scan_tags;
 use rustix::process::{self, Pid, Signal};
 
 const S: Duration = Duration::from_secs(1);
-
-/// Unique agent names for this test process; kills every process carrying
-/// their tags (by process group) on drop.
-struct Agents(Vec<String>);
-
-impl Agents {
-    fn new(names: &[&str]) -> Agents {
-        Agents(
-            names
-                .iter()
-                .map(|n| format!("{n}{}", std::process::id()))
-                .collect(),
-        )
-    }
-
-    fn name(&self, i: usize) -> &str {
-        &self.0[i]
-    }
-
-    fn pids(&self, i: usize) -> Vec<i32> {
-        scan_tags()
-            .expect("scan of /proc")
-            .remove(self.name(i))
-            .unwrap_or_default()
-    }
-
-    fn wait_pids(&self, i: usize, what: &str, mut ok: impl FnMut(&[i32]) -> bool) -> Vec<i32> {
-        let deadline = Instant::now() + 15 * S;
-        loop {
-            let pids = self.pids(i);
-            if ok(&pids) {
-                return pids;
-            }
-            assert!(Instant::now() < deadline, "{what}: pids {pids:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        let mut found = scan_tags().unwrap_or_default();
-        for name in &self.0 {
-            for pid in found.remove(name).unwrap_or_default() {
-                let Some(pid) = Pid::from_raw(pid) else {
-                    continue;
-                };
-                if let Ok(pgid) = process::getpgid(Some(pid)) {
-                    if !pgid.is_init() && pgid != process::getpgrp() {
-                        let _ = process::kill_process_group(pgid, Signal::KILL);
-                    }
-                }
-                let _ = process::kill_process(pid, Signal::KILL);
-            }
-        }
-    }
-}
 
 fn agent(name: &str, exec: &str, extra: &str) -> String {
     format!("[agent_{name}]\nexec=\"{exec}\"\nwatchTopics=\"t/ag/{name}/#\"\n{extra}\n")

@@ -3,24 +3,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::Duration;
 
 use common::*;
 
 const S: Duration = Duration::from_secs(1);
-
-fn http_get(port: u16, path: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(10 * S)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_string(), body.to_string())
-}
 
 /// `promtool check metrics` (Debian package `prometheus`, installed by the
 /// test script) on real output: exit 0 and nothing to complain about.
@@ -49,16 +37,6 @@ fn promtool_check(metrics: &str) {
         out.status.success() && said.trim().is_empty(),
         "promtool: {said}"
     );
-}
-
-fn wait_http(port: u16) {
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("status page did not listen on {port}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -386,4 +386,87 @@ pub fn workdir(text: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), text).unwrap();
     dir
+}
+
+/// Unique agent names for this test process; kills every process carrying
+/// their tags (by process group) on drop.
+pub struct Agents(Vec<String>);
+
+impl Agents {
+    pub fn new(names: &[&str]) -> Agents {
+        Agents(
+            names
+                .iter()
+                .map(|n| format!("{n}{}", std::process::id()))
+                .collect(),
+        )
+    }
+
+    pub fn name(&self, i: usize) -> &str {
+        &self.0[i]
+    }
+
+    pub fn pids(&self, i: usize) -> Vec<i32> {
+        iotmonitor::procfs::scan_tags()
+            .expect("scan of /proc")
+            .remove(self.name(i))
+            .unwrap_or_default()
+    }
+
+    pub fn wait_pids(&self, i: usize, what: &str, mut ok: impl FnMut(&[i32]) -> bool) -> Vec<i32> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let pids = self.pids(i);
+            if ok(&pids) {
+                return pids;
+            }
+            assert!(Instant::now() < deadline, "{what}: pids {pids:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        let mut found = iotmonitor::procfs::scan_tags().unwrap_or_default();
+        for name in &self.0 {
+            for pid in found.remove(name).unwrap_or_default() {
+                let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+                    continue;
+                };
+                if let Ok(pgid) = rustix::process::getpgid(Some(pid)) {
+                    if !pgid.is_init() && pgid != rustix::process::getpgrp() {
+                        let _ = rustix::process::kill_process_group(
+                            pgid,
+                            rustix::process::Signal::KILL,
+                        );
+                    }
+                }
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1: (status, head, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_string(), body.to_string())
+}
+
+/// Waits until something listens on the status port.
+pub fn wait_http(port: u16) {
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("status page did not listen on {port}");
 }
