@@ -3,7 +3,8 @@
 # cmake and libssl-dev (paho-mqtt builds its bundled C library), mosquitto
 # (the tests start real brokers), shellcheck (lints the init script),
 # faketime (the clock-step tests shift the daemon's wall clock), prometheus
-# (promtool checks the metrics).
+# (promtool checks the metrics), chromium (the status page is tested in a
+# real browser).
 set -euo pipefail
 
 missing=()
@@ -17,6 +18,7 @@ dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 dpkg -s libfaketime >/dev/null 2>&1 || missing+=(faketime)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
