@@ -9,14 +9,17 @@ pub mod agents;
 pub mod backoff;
 #[cfg(feature = "broker")]
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dump;
 pub mod echo;
 pub mod event;
 pub mod filter;
+pub mod health;
 pub mod http;
 pub mod link;
+pub mod logging;
 pub mod notify;
 pub mod procfs;
 pub mod routes;
