@@ -30,15 +30,20 @@ pub const DEFAULT_CLIENT_ID: &str = "iotmonitor";
 pub const DEFAULT_WATCH_TIMEOUT: u64 = 30;
 pub const DEFAULT_HA_PREFIX: &str = "homeassistant";
 
-const SECTIONS: &[&str] = &[
-    "mqtt",
-    "http",
-    "homeassistant",
-    "broker",
-    "failover",
-    "device_<name>",
-    "agent_<name>",
-];
+/// Every section of the file with the keys it takes, as the loader reads
+/// them (for hints, and for the man page generator to check that each one
+/// is documented).
+pub fn known_keys() -> [(&'static str, &'static [&'static str]); 7] {
+    [
+        ("mqtt", keys::<fields::Mqtt>()),
+        ("http", keys::<fields::Http>()),
+        ("homeassistant", keys::<fields::HomeAssistant>()),
+        ("broker", keys::<fields::Broker>()),
+        ("failover", keys::<fields::Failover>()),
+        ("device_<name>", keys::<fields::Device>()),
+        ("agent_<name>", keys::<fields::Device>()),
+    ]
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttConfig {
@@ -336,7 +341,7 @@ impl Loader<'_> {
                 } else if let Some(name) = section.strip_prefix("agent_") {
                     self.device(section, name, true, span, value)?;
                 } else {
-                    let hint = suggestion(section, SECTIONS);
+                    let hint = suggestion(section, &known_keys().map(|(s, _)| s));
                     self.warn(
                         span,
                         section.to_string(),
