@@ -850,4 +850,222 @@ mod tests {
         assert_eq!(c.mqtt.user.as_deref(), Some("u"));
         assert_eq!(c.mqtt.password.as_deref(), Some("p"));
     }
+
+    #[test]
+    fn failover_section() {
+        let c = load_str(MQTT).unwrap().config;
+        assert_eq!(c.failover, None);
+        let c = load_str(&format!("{MQTT}[failover]\nenabled=false\npriority=5\n"))
+            .unwrap()
+            .config;
+        assert_eq!(c.failover, None);
+        let loaded =
+            load_str(&format!("{MQTT}clientid=\"a\"\n[failover]\nenabled=true\n")).unwrap();
+        assert_eq!(loaded.config.failover, Some(Failover { priority: 0 }));
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let c = load_str(&format!(
+            "{MQTT}clientid=\"b\"\n[failover]\nenabled=true\npriority=-7\n"
+        ))
+        .unwrap()
+        .config;
+        assert_eq!(c.failover, Some(Failover { priority: -7 }));
+        for (text, key, line, message) in [
+            (
+                "enabled=1",
+                "failover.enabled",
+                4,
+                "must be true or false, not integer",
+            ),
+            (
+                "priority=\"high\"",
+                "failover.priority",
+                4,
+                "must be a whole number, not string",
+            ),
+            (
+                "priority=1.5",
+                "failover.priority",
+                4,
+                "must be a whole number, not float",
+            ),
+            (
+                "priority=9223372036854775808",
+                "failover.priority",
+                4,
+                "must be a whole number from -9223372036854775808 to 9223372036854775807",
+            ),
+        ] {
+            let e = err(&format!("{MQTT}[failover]\n{text}\n"));
+            assert_eq!(
+                (e.key.as_deref(), e.line, e.message.as_str()),
+                (Some(key), Some(line), message),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn failover_warns_about_the_default_client_id_and_typos() {
+        let loaded = load_str(&format!("{MQTT}[failover]\nenabled=true\npriorty=3\n")).unwrap();
+        let w: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            w,
+            [
+                "test.toml:5: failover.priorty: unknown key, ignored, did you mean 'priority'?",
+                "test.toml:3: failover: instances sharing a broker need distinct client ids: set [mqtt] clientid (this one has the default 'iotmonitor')",
+            ]
+        );
+        let loaded = load_str(&format!("{MQTT}[failovr]\nenabled=true\n")).unwrap();
+        assert!(
+            loaded.warnings[0]
+                .to_string()
+                .contains("did you mean 'failover'"),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+
+    #[test]
+    fn home_assistant_object_ids_must_differ() {
+        let devices = "[\"device_esp.01\"]\nwatchTopics=\"a\"\n[device_x]\nwatchTopics=\"x\"\n[agent_esp_01]\nexec=\"true\"\nwatchTopics=\"b\"\n";
+        // Without discovery the names may fold together.
+        assert_eq!(
+            load_str(&format!("{MQTT}{devices}"))
+                .unwrap()
+                .config
+                .devices
+                .len(),
+            3
+        );
+        let e = err(&format!("{MQTT}[homeassistant]\ndiscovery=true\n{devices}"));
+        assert_eq!(
+            e.to_string(),
+            "test.toml:9: agent_esp_01: its Home Assistant object id 'esp_01' is also the one of [device_esp.01] at line 5: rename one of them (object ids keep only letters, digits and '-')"
+        );
+        assert!(load_str(&format!(
+            "{MQTT}[homeassistant]\ndiscovery=true\n[device_a-1]\nwatchTopics=\"a\"\n[device_a_1]\nwatchTopics=\"b\"\n"
+        ))
+        .is_ok());
+        assert_eq!(object_id("esp.01 b/é"), "esp_01_b__");
+    }
+
+    #[test]
+    fn every_value_type_is_named_in_messages() {
+        for (value, kind) in [
+            ("1979-05-27T07:32:00Z", "datetime"),
+            ("{a=1}", "table"),
+            ("[1]", "array"),
+            ("1.5", "float"),
+            ("99999999999999999999", "integer"),
+        ] {
+            let e = err(&format!("{MQTT}baseTopic={value}\n"));
+            assert_eq!(
+                (e.key.as_deref(), e.line, e.message),
+                (
+                    Some("mqtt.baseTopic"),
+                    Some(3),
+                    format!("must be a string, not {kind}")
+                )
+            );
+        }
+        let e = err(&format!(
+            "{MQTT}[device_a]\nwatchTopics=\"a\"\nwatchTimeOut=99999999999999999999\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("device_a.watchTimeOut"));
+        assert!(
+            e.message.starts_with("must be a positive whole number"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn filter_errors_name_the_line_of_the_item() {
+        let e = err(&format!(
+            "{MQTT}[device_a]\nwatchTopics=[\n  \"a\",\n  \"b/#/c\",\n]\n"
+        ));
+        assert_eq!(
+            (e.key.as_deref(), e.line),
+            (Some("device_a.watchTopics"), Some(6))
+        );
+        assert!(
+            e.message.starts_with("invalid topic filter 'b/#/c': "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn known_keys_are_what_the_sections_accept() {
+        let keys: HashMap<&str, &[&str]> = known_keys().into_iter().collect();
+        assert_eq!(
+            keys["mqtt"],
+            [
+                "serverAddress",
+                "baseTopic",
+                "user",
+                "password",
+                "clientid",
+                "retainStates",
+                "caFile",
+                "certFile",
+                "keyFile",
+                "keyPassword"
+            ]
+        );
+        assert_eq!(
+            keys["device_<name>"],
+            [
+                "watchTimeOut",
+                "helloTopic",
+                "watchTopics",
+                "stateTopics",
+                "exec",
+                "restartOnExpire"
+            ]
+        );
+        assert_eq!(keys["agent_<name>"], keys["device_<name>"]);
+        assert_eq!(keys["http"], ["bind"]);
+        assert_eq!(keys["broker"], ["listen"]);
+        assert_eq!(keys["homeassistant"], ["discovery", "prefix"]);
+        assert_eq!(keys["failover"], ["enabled", "priority"]);
+    }
+
+    #[test]
+    fn summary_covers_every_section_never_a_password() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["ca.pem", "me.pem", "me.key"] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        let text = "[mqtt]\nserverAddress=\"ssl://h:8883\"\nuser=\"u\"\npassword=\"pw-1\"\nclientid=\"c1\"\nretainStates=true\ncaFile=\"ca.pem\"\ncertFile=\"me.pem\"\nkeyFile=\"me.key\"\nkeyPassword=\"pw-2\"\n\
+            [http]\nbind=\"127.0.0.1:8079\"\n[homeassistant]\ndiscovery=true\n[broker]\nlisten=\"127.0.0.1:1883\"\n[failover]\nenabled=true\npriority=3\n\
+            [device_d]\nwatchTopics=\"d/#\"\n[agent_a]\nexec=\"run a\"\nwatchTopics=\"a\"\nrestartOnExpire=true\n";
+        let c = parse(&dir.path().join("config.toml"), text).unwrap().config;
+        let s = c.summary();
+        let d = dir.path().display();
+        for line in [
+            "[mqtt] broker the embedded broker (see [broker]) as client id 'c1', user 'u' with a password, base topic home/monitoring, states replayed retained".to_string(),
+            format!("[mqtt] TLS: server checked against CA file {d}/ca.pem, client certificate {d}/me.pem, key file {d}/me.key with a password (unused: the daemon talks to the embedded broker)"),
+            "[http] status page on http://127.0.0.1:8079/".into(),
+            "[homeassistant] discovery on, under homeassistant/binary_sensor/".into(),
+            "[broker] embedded broker, devices connect to 127.0.0.1:1883".into(),
+            "[failover] on, priority 3".into(),
+            "2 devices, 1 of them agents".into(),
+            "  device d: timeout 30 s, watch [d/#], state [], hello -".into(),
+            "  agent  a: timeout 30 s, watch [a/#], state [], hello -, exec \"run a\", restarted when expired".into(),
+        ] {
+            assert!(s.lines().any(|l| l == line), "missing {line:?} in:\n{s}");
+        }
+        assert!(!s.contains("pw-"), "{s}");
+        let s = load_str(MQTT).unwrap().config.summary();
+        for line in [
+            "[mqtt] broker tcp://localhost:1883 as client id 'iotmonitor', anonymous, base topic home/monitoring, states replayed not retained",
+            "[http] off (no status page)",
+            "[homeassistant] discovery off",
+            "[broker] off (external broker)",
+            "[failover] off (single instance)",
+            "0 devices, 0 of them agents",
+        ] {
+            assert!(s.lines().any(|l| l == line), "missing {line:?} in:\n{s}");
+        }
+        assert!(!s.contains("TLS"), "{s}");
+    }
 }

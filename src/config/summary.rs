@@ -105,7 +105,9 @@ impl Config {
                 line.push_str(" with a password");
             }
         }
-        if !secure {
+        if self.broker_listen.is_some() {
+            line.push_str(" (unused: the daemon talks to the embedded broker)");
+        } else if !secure {
             line.push_str(" (unused: serverAddress is not ssl:// or mqtts://)");
         }
         Some(line)
