@@ -7,8 +7,13 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// How long the whole check may take, per step (connect, then answer).
-const TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the answer may take: more than the status page waits for the
+/// main loop (5 s) before answering 503 itself, so that its reason comes
+/// through. Both together stay within the image's HEALTHCHECK timeout
+/// (10 s).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(6);
 /// More than any /healthz answer.
 const MAX_ANSWER: u64 = 64 * 1024;
 
@@ -89,7 +94,7 @@ pub fn check(target: &Target) -> Result<String, String> {
     let mut last = format!("{} has no address", target.host);
     let mut stream = None;
     for addr in &addrs {
-        match TcpStream::connect_timeout(addr, TIMEOUT) {
+        match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
             Ok(s) => {
                 stream = Some(s);
                 break;
@@ -99,8 +104,8 @@ pub fn check(target: &Target) -> Result<String, String> {
     }
     let mut stream = stream.ok_or(last)?;
     let io = |e: std::io::Error| format!("no answer from {}: {e}", target.url());
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
-    stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(io)?;
+    stream.set_write_timeout(Some(ANSWER_TIMEOUT)).map_err(io)?;
     write!(
         stream,
         "GET {} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n",
