@@ -61,17 +61,23 @@ fn main() -> ExitCode {
 
 fn run(
     config_path: PathBuf,
-    mut config: Config,
+    config: Config,
     store: Store,
     agent_logs: PathBuf,
 ) -> anyhow::Result<()> {
     let (link_tx, link_rx) = crossbeam_channel::unbounded();
     let signals = signal_channel()?;
+    // With the embedded broker, the daemon talks to its own listener.
     #[cfg(feature = "broker")]
-    if let Some(listen) = config.broker_listen {
-        let internal = iotmonitor::broker::start(listen)?;
-        config.mqtt.server_address = format!("tcp://{internal}");
-    }
+    let config = match config.broker_listen {
+        Some(listen) => {
+            let internal = iotmonitor::broker::start(listen)?;
+            let mut config = config;
+            config.mqtt.server_address = format!("tcp://{internal}");
+            config
+        }
+        None => config,
+    };
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     if let Some(addr) = config.http_bind {
         http::spawn(addr, control_tx)?;
