@@ -2,8 +2,8 @@
 //! devices and agents, a LevelDB store of device states replayed when a
 //! device reboots, and a supervisor of detached agent processes.
 //!
-//! The binary (`main.rs`) is the command line; the modules here are the
-//! daemon, each owning one job (see ARCHITECTURE.md).
+//! The binary (`main.rs`) runs the command line defined in `cli`; the
+//! modules here are the daemon, each owning one job (see ARCHITECTURE.md).
 
 pub mod agents;
 pub mod backoff;
