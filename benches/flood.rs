@@ -303,7 +303,7 @@ fn seed(path: &Path, n: usize, states: usize) -> Option<String> {
         if k % 10_000 == 9_999 {
             store.commit().unwrap();
         }
-        if last.as_deref().map_or(true, |l| topic.as_str() > l) {
+        if last.as_deref().is_none_or(|l| topic.as_str() > l) {
             last = Some(topic);
         }
     }

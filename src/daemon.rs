@@ -93,7 +93,11 @@ impl Daemon {
         let devices = std::mem::take(&mut config.devices);
         let mut agents = Supervisor::new(agent_logs, Scanner::new(PathBuf::from(procfs::PROC))?);
         agents.configure(agent_specs(&devices));
-        let settings = Settings::new(&config.mqtt, config.homeassistant.clone(), None);
+        let settings = Settings::new(
+            &config.mqtt,
+            config.homeassistant.clone(),
+            config.failover.as_ref().map(|f| f.priority),
+        );
         let monitor = Monitor::new(settings, devices, &Default::default(), start);
         let topics = monitor.topics();
         let presence = Presence {

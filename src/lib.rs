@@ -2,13 +2,14 @@
 //! devices and agents, a LevelDB store of device states replayed when a
 //! device reboots, and a supervisor of detached agent processes.
 //!
-//! The binary (`main.rs`) is the command line; the modules here are the
-//! daemon, each owning one job (see ARCHITECTURE.md).
+//! The binary (`main.rs`) runs the command line defined in `cli`; the
+//! modules here are the daemon, each owning one job (see ARCHITECTURE.md).
 
 pub mod agents;
 pub mod backoff;
 #[cfg(feature = "broker")]
 pub mod broker;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
@@ -16,8 +17,10 @@ pub mod dump;
 pub mod echo;
 pub mod event;
 pub mod filter;
+pub mod health;
 pub mod http;
 pub mod link;
+pub mod logging;
 pub mod monitor;
 pub mod notify;
 pub mod page;

@@ -3,75 +3,26 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use log::{error, info, warn};
 
+use iotmonitor::cli::{Cli, Command, HealthArgs};
 use iotmonitor::config::{self, Config};
 use iotmonitor::daemon::{Daemon, Signal};
+use iotmonitor::health::{self, Target};
 use iotmonitor::store::Store;
-use iotmonitor::{dump, filter, http, VERSION};
+use iotmonitor::{dump, http, logging, VERSION};
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 78;
 
-/// Watches MQTT devices and agents, alerts when one goes silent, stores and
-/// replays device states, and keeps software agents running.
-#[derive(Parser, Debug)]
-#[command(name = "iotmonitor", version = VERSION, about, long_about = None)]
-#[command(subcommand_precedence_over_arg = true)]
-struct Cli {
-    /// Configuration file (same as --config)
-    #[arg(value_name = "CONFIG")]
-    config_file: Option<PathBuf>,
-
-    /// Configuration file
-    #[arg(short, long, value_name = "PATH", default_value = "config.toml")]
-    config: PathBuf,
-
-    /// State database directory (LevelDB)
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "iotdb.leveldb",
-        global = true
-    )]
-    database: PathBuf,
-
-    /// Directory of the agents' output logs (<name>.log) [default: agent-logs
-    /// beside the database]
-    #[arg(long, value_name = "DIR")]
-    agent_logs: Option<PathBuf>,
-
-    /// Validate the configuration, print a summary and exit
-    #[arg(long)]
-    check: bool,
-
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Print the stored states, one "topic<TAB>payload" line each
-    Dump,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Set after RUST_LOG, so they always apply: Paho C formats a trace line
-    // for every packet at the level its Rust wrapper derives from the
-    // `paho_mqtt_c` target (costing more CPU than everything else together),
-    // and Paho's debug output prints the connect options, password included.
-    env_logger::Builder::new()
-        .filter_level(log::LevelFilter::Info)
-        .parse_env(env_logger::Env::default())
-        .filter_module("paho_mqtt", log::LevelFilter::Info)
-        .filter_module("paho_mqtt_c", log::LevelFilter::Warn)
-        .format_timestamp_millis()
-        .init();
-    let config_path = cli.config_file.clone().unwrap_or(cli.config.clone());
+    logging::init();
+    let config_path = cli.config_path();
     match cli.command {
         Some(Command::Dump) => return dump::run(&cli.database),
+        Some(Command::Health(args)) => return health(&config_path, &args),
         None if cli.check => return check(&config_path),
         None => {}
     }
@@ -110,17 +61,23 @@ fn main() -> ExitCode {
 
 fn run(
     config_path: PathBuf,
-    mut config: Config,
+    config: Config,
     store: Store,
     agent_logs: PathBuf,
 ) -> anyhow::Result<()> {
     let (link_tx, link_rx) = crossbeam_channel::unbounded();
     let signals = signal_channel()?;
+    // With the embedded broker, the daemon talks to its own listener.
     #[cfg(feature = "broker")]
-    if let Some(listen) = config.broker_listen {
-        let internal = iotmonitor::broker::start(listen)?;
-        config.mqtt.server_address = format!("tcp://{internal}");
-    }
+    let config = match config.broker_listen {
+        Some(listen) => {
+            let internal = iotmonitor::broker::start(listen)?;
+            let mut config = config;
+            config.mqtt.server_address = format!("tcp://{internal}");
+            config
+        }
+        None => config,
+    };
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     if let Some(addr) = config.http_bind {
         http::spawn(addr, control_tx)?;
@@ -173,7 +130,7 @@ fn load_config(path: &Path) -> Option<Config> {
 
 fn warn_if_password_readable(path: &Path, config: &Config) {
     use std::os::unix::fs::PermissionsExt;
-    if config.mqtt.password.is_none() {
+    if config.mqtt.password.is_none() && config.mqtt.tls.key_password.is_none() {
         return;
     }
     if let Ok(meta) = std::fs::metadata(path) {
@@ -191,42 +148,38 @@ fn check(path: &Path) -> ExitCode {
     let Some(config) = load_config(path) else {
         return ExitCode::from(EXIT_CONFIG);
     };
-    let m = &config.mqtt;
-    let agents = config.devices.iter().filter(|d| d.is_agent()).count();
     println!("{}: configuration is valid", path.display());
-    println!(
-        "broker {} as client id '{}', {}, base topic {}{}",
-        m.server_address,
-        m.client_id,
-        match (&m.user, &m.password) {
-            (Some(u), Some(_)) => format!("user '{u}' with a password"),
-            (Some(u), None) => format!("user '{u}' without password"),
-            (None, _) => "anonymous".to_string(),
-        },
-        m.base_topic,
-        if m.retain_states {
-            ", states replayed retained"
-        } else {
-            ""
-        }
-    );
-    println!(
-        "{} devices, {} of them agents",
-        config.devices.len(),
-        agents
-    );
-    for d in &config.devices {
-        let list =
-            |fs: &[filter::Filter]| fs.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ");
-        println!(
-            "  {} {}: timeout {} s, watch [{}], state [{}], hello {}",
-            if d.is_agent() { "agent " } else { "device" },
-            d.name,
-            d.watch_timeout,
-            list(&d.watch_topics),
-            list(&d.state_topics),
-            d.hello_topic.as_deref().unwrap_or("-"),
-        );
-    }
+    print!("{}", config.summary());
     ExitCode::SUCCESS
+}
+
+/// `health`: 0 when the status page answers 200, 1 otherwise (container
+/// health checks know no other codes), with one line saying why.
+fn health(config_path: &Path, args: &HealthArgs) -> ExitCode {
+    let target = match &args.url {
+        Some(url) => Target::from_url(url),
+        None => match config::load(config_path) {
+            Ok(loaded) => loaded
+                .config
+                .http_bind
+                .map(Target::from_bind)
+                .ok_or_else(|| {
+                    format!(
+                        "{} has no [http] bind: no status page to ask (or use --url)",
+                        config_path.display()
+                    )
+                }),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    match target.and_then(|t| health::check(&t)) {
+        Ok(reason) => {
+            println!("healthy: {reason}");
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            eprintln!("unhealthy: {reason}");
+            ExitCode::FAILURE
+        }
+    }
 }

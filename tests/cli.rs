@@ -24,7 +24,14 @@ fn version_names_the_commit() {
     assert!(out.contains("commit "), "{out}");
     let (code, out, _) = run(dir.path(), &["--help"]);
     assert_eq!(code, 0);
-    for flag in ["--config", "--database", "--check", "dump"] {
+    for flag in [
+        "--config",
+        "--database",
+        "--agent-logs",
+        "--check",
+        "dump",
+        "health",
+    ] {
         assert!(out.contains(flag), "{flag} missing from --help: {out}");
     }
 }
@@ -119,4 +126,172 @@ fn dump_without_database_is_an_error() {
     let (code, _, err) = run(dir.path(), &["dump"]);
     assert_eq!(code, 1);
     assert!(err.contains("no database"), "{err}");
+}
+
+#[test]
+fn check_summarises_every_section_never_a_password() {
+    let dir = workdir(
+        "[mqtt]\nserverAddress=\"ssl://127.0.0.1:1\"\nuser=\"u\"\npassword=\"pw-secret-1\"\nclientid=\"c1\"\ncaFile=\"ca.pem\"\nkeyFile=\"ca.pem\"\nkeyPassword=\"pw-secret-2\"\n\
+         [http]\nbind=\"127.0.0.1:8079\"\n[homeassistant]\ndiscovery=true\nprefix=\"ha\"\n[failover]\nenabled=true\npriority=2\n\
+         [device_d]\nwatchTopics=\"d/#\"\n[agent_a]\nexec=\"sleep 1\"\nwatchTopics=\"a\"\n",
+    );
+    std::fs::write(dir.path().join("ca.pem"), "x").unwrap();
+    let (code, out, err) = run(dir.path(), &["--check"]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "config.toml: configuration is valid",
+        "[mqtt] broker ssl://127.0.0.1:1 as client id 'c1', user 'u' with a password",
+        "[mqtt] TLS: server checked against CA file",
+        "with a password",
+        "[http] status page on http://127.0.0.1:8079/",
+        "[homeassistant] discovery on, under ha/binary_sensor/",
+        "[broker] off",
+        "[failover] on, priority 2",
+        "2 devices, 1 of them agents",
+        "agent  a: timeout 30 s, watch [a/#]",
+    ] {
+        assert!(out.contains(needle), "'{needle}' not in:\n{out}");
+    }
+    assert!(!out.contains("pw-secret") && !err.contains("pw-secret"));
+}
+
+#[test]
+fn failover_and_home_assistant_errors_exit_78() {
+    let (code, _, err) = check(&format!(
+        "{MQTT}[failover]\nenabled=true\npriority=\"top\"\n"
+    ));
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("config.toml:5: failover.priority: must be a whole number, not string"),
+        "{err}"
+    );
+    let (code, _, err) = check(&format!(
+        "{MQTT}[homeassistant]\ndiscovery=true\n[\"device_esp.01\"]\nwatchTopics=\"a\"\n[device_esp_01]\nwatchTopics=\"b\"\n"
+    ));
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("config.toml:7: device_esp_01: its Home Assistant object id 'esp_01' is also the one of [device_esp.01] at line 5"),
+        "{err}"
+    );
+}
+
+/// `health` prints one line and exits 0 or 1, nothing else.
+fn health(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let mut all = vec!["health"];
+    all.extend_from_slice(args);
+    let (code, out, err) = run(dir, &all);
+    let text = format!("{out}{err}");
+    assert_eq!(text.lines().count(), 1, "one line: {text:?}");
+    assert!(code == 0 || code == 1, "{code}: {text}");
+    if code == 0 {
+        assert!(err.is_empty() && out.starts_with("healthy: "), "{text}");
+    } else {
+        assert!(out.is_empty() && err.starts_with("unhealthy: "), "{text}");
+    }
+    (code, text)
+}
+
+#[test]
+fn health_without_a_status_page_is_unhealthy() {
+    let dir = workdir(MQTT);
+    let (code, text) = health(dir.path(), &[]);
+    assert_eq!(code, 1);
+    assert!(text.contains("config.toml has no [http] bind"), "{text}");
+    let port = free_port();
+    let dir = workdir(&format!("{MQTT}[http]\nbind=\"0.0.0.0:{port}\"\n"));
+    let (code, text) = health(dir.path(), &[]);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{text}"
+    );
+    let (code, text) = health(dir.path(), &["--url", "https://example.org"]);
+    assert_eq!(code, 1);
+    assert!(text.contains("is not an http:// URL"), "{text}");
+    // A broken configuration is unhealthy too (health checks know 0 and 1).
+    let dir = workdir("[mqtt]\n");
+    let (code, text) = health(dir.path(), &[]);
+    assert_eq!(code, 1);
+    assert!(text.contains("missing serverAddress"), "{text}");
+}
+
+/// A one-shot HTTP server answering `answer`; returns its port and the
+/// request it got.
+fn fake_status_page(answer: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut request = String::new();
+        while reader.read_line(&mut request).unwrap() > 0 && !request.ends_with("\r\n\r\n") {}
+        reader.get_mut().write_all(answer.as_bytes()).unwrap();
+        request
+    });
+    (port, server)
+}
+
+#[test]
+fn health_reports_the_status_page_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, server) = fake_status_page(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 21\r\n\r\ndatabase write failed\n",
+    );
+    let (code, text) = health(dir.path(), &["--url", &format!("http://127.0.0.1:{port}")]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        text,
+        format!("unhealthy: http://127.0.0.1:{port}/healthz answered 503: database write failed\n")
+    );
+    assert!(
+        server
+            .join()
+            .unwrap()
+            .starts_with("GET /healthz HTTP/1.0\r\n"),
+        "request"
+    );
+    let (port, server) = fake_status_page("SSH-2.0-OpenSSH_9.2\r\n");
+    let (code, text) = health(dir.path(), &["--url", &format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(code, 1);
+    assert!(text.contains("did not answer HTTP"), "{text}");
+    server.join().unwrap();
+}
+
+#[test]
+fn health_of_a_running_daemon() {
+    let broker = Broker::start();
+    let http = free_port();
+    let dir = workdir(&format!(
+        "{}[http]\nbind=\"127.0.0.1:{http}\"\n",
+        mqtt_section(broker.port, "t/health")
+    ));
+    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    // Unhealthy until the daemon listens and has connected to the broker.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let (code, text) = health(dir.path(), &[]);
+        if code == 0 && text.contains("broker connected") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{text}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(
+        text,
+        format!("healthy: http://127.0.0.1:{http}/healthz answered 200: ok, broker connected\n")
+    );
+    let (code, _) = health(
+        dir.path(),
+        &["--url", &format!("http://localhost:{http}/healthz")],
+    );
+    assert_eq!(code, 0);
+    assert!(daemon.terminate().success());
+    let (code, text) = health(dir.path(), &[]);
+    assert_eq!(code, 1);
+    assert!(text.contains("cannot connect"), "{text}");
 }

@@ -34,7 +34,7 @@ fn faked(base: &str, devices: &str) -> (Broker, tempfile::TempDir, PathBuf, Iotm
     let offset = dir.path().join("faketime.rc");
     std::fs::write(&offset, "+0\n").unwrap();
     let preload = libfaketime();
-    let daemon = Iotmonitor::start_env(
+    let daemon = Iotmonitor::start_with_env(
         dir.path(),
         &[],
         &[

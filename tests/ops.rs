@@ -239,10 +239,11 @@ fn systemd_notification_ready_watchdog_stopping() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // One state per datagram, newline-terminated or not (sd_notify(3)).
     let recv = || {
         let mut buf = [0u8; 256];
         let n = sock.recv(&mut buf).expect("a notification");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
     };
     assert_eq!(recv(), "READY=1");
     assert_eq!(recv(), "WATCHDOG=1");

@@ -9,24 +9,10 @@
 use serde_json::{json, Value};
 
 use super::topics::Topics;
+use crate::config::object_id;
 
 /// Where the project lives, for Home Assistant's `origin.support_url`.
 const SUPPORT_URL: &str = env!("CARGO_PKG_HOMEPAGE");
-
-/// Home Assistant's object id of a name: every character but ASCII
-/// letters, digits and `-` becomes `_` (the configuration loader rejects
-/// two names with the same object id).
-pub fn object_id(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
 
 /// One discovery config: topic and JSON payload.
 pub type Config = (String, String);

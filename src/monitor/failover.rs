@@ -312,7 +312,7 @@ impl Election {
                 _ => {
                     // Our lease was cleared (its connection dropped): claim
                     // it again, at most every few seconds.
-                    if self.claimed_at.map_or(true, |t| now >= t + CLAIM_RETRY_MS) {
+                    if self.claimed_at.is_none_or(|t| now >= t + CLAIM_RETRY_MS) {
                         self.claimed_at = Some(now);
                         actions.push(Action::Claim);
                     }

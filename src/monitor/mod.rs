@@ -32,7 +32,6 @@ use crate::filter::Filter;
 use crate::routes::{scan_prefixes, Routes};
 use crate::watchdog::Watch;
 
-pub use discovery::object_id;
 use discovery::Discovery;
 use failover::{Action, Election, FailoverSettings, Peer, Role};
 use topics::{Own, Topics};
@@ -385,7 +384,7 @@ impl Monitor {
     pub fn leading(&self) -> bool {
         self.election
             .as_ref()
-            .map_or(true, |e| e.role() == Role::Active)
+            .is_none_or(|e| e.role() == Role::Active)
     }
 
     /// The failover state, when `[failover]` is on.
@@ -581,7 +580,7 @@ impl Monitor {
             self.routes.watchers(topic, |&i| {
                 let d = &mut self.devices[i as usize];
                 if d.last_seen_sent
-                    .map_or(true, |t| now.mono_ms >= t + LAST_SEEN_EVERY_MS)
+                    .is_none_or(|t| now.mono_ms >= t + LAST_SEEN_EVERY_MS)
                 {
                     d.last_seen_sent = Some(now.mono_ms);
                     out.publish(

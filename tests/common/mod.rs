@@ -142,18 +142,19 @@ impl Iotmonitor {
     /// Starts the binary in `dir` with `args`; stderr goes to
     /// `dir/iotmonitor-<n>.log`.
     pub fn start(dir: &Path, args: &[&str]) -> Iotmonitor {
-        Iotmonitor::start_env(dir, args, &[])
+        Iotmonitor::start_with_env(dir, args, &[])
     }
 
-    /// [`Iotmonitor::start`] with extra environment variables.
-    pub fn start_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Iotmonitor {
+    /// `start` with more environment variables (RUST_LOG is `info` unless
+    /// given).
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Iotmonitor {
         let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
         let log = dir.join(format!("iotmonitor-{n}.log"));
         let child = Command::new(BIN)
             .args(args)
-            .envs(env.iter().copied())
             .current_dir(dir)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
