@@ -15,7 +15,7 @@ use crate::config::{self, Config, DeviceConfig};
 use crate::http::{Query, Reply, Request};
 use crate::link::{Incoming, Link, LinkEvent, Presence};
 use crate::notify::Notifier;
-use crate::routes::{scan_prefixes, Routes};
+use crate::routes::Routes;
 use crate::status::{self, Counters, DeviceStatus};
 use crate::store::{Store, StoreError};
 use crate::watchdog::{now_ms, Watch};
@@ -155,13 +155,17 @@ impl Daemon {
                 continue;
             }
             if self.commit_due.is_some_and(|due| now >= due) || !self.replay_queue.is_empty() {
-                self.commit_and_replay()?;
+                self.commit_and_replay();
             }
+            self.store.poll(now);
             if self.replay_cursor.is_some() && self.link.is_connected() {
                 self.replay_page();
             }
             self.publish_counts();
             let mut wake = self.commit_due.map_or(next_tick, |due| due.min(next_tick));
+            if let Some(due) = self.store.due() {
+                wake = wake.min(due);
+            }
             if self.replay_cursor.is_some()
                 || self.count_cursor.is_some()
                 || !self.replay_queue.is_empty()
@@ -176,7 +180,7 @@ impl Daemon {
                         self.on_link_event(ev);
                     }
                     if !self.replay_queue.is_empty() || self.store.pending() >= MAX_BATCH {
-                        self.commit_and_replay()?;
+                        self.commit_and_replay();
                     } else if self.store.pending() > 0 && self.commit_due.is_none() {
                         self.commit_due = Some(now + COMMIT_WINDOW);
                     }
@@ -266,18 +270,23 @@ impl Daemon {
     fn answer(&self, query: Query) -> Reply {
         let now = now_ms();
         match query {
-            Query::Health => Reply {
-                status: 200,
-                content_type: "text/plain; charset=utf-8",
-                body: format!(
-                    "ok\nbroker {}\n",
-                    if self.link.is_connected() {
-                        "connected"
-                    } else {
-                        "disconnected"
-                    }
-                ),
-            },
+            Query::Health => {
+                let store = self.store.health();
+                Reply {
+                    status: if store.healthy { 200 } else { 503 },
+                    content_type: "text/plain; charset=utf-8",
+                    body: format!(
+                        "{}\nbroker {}\nstore {}\n",
+                        if store.healthy { "ok" } else { "unhealthy" },
+                        if self.link.is_connected() {
+                            "connected"
+                        } else {
+                            "disconnected"
+                        },
+                        store.problem.as_deref().unwrap_or("ok"),
+                    ),
+                }
+            }
             Query::Status => Reply {
                 status: 200,
                 content_type: "application/json",
@@ -293,6 +302,7 @@ impl Daemon {
                         states_stored: self.states_stored,
                         connected: self.link.is_connected(),
                         uptime_s: now.saturating_sub(self.start_ms) / 1000,
+                        store: self.store.health(),
                     },
                 ),
             },
@@ -376,9 +386,9 @@ impl Daemon {
         }
     }
 
-    fn commit_and_replay(&mut self) -> Result<(), StoreError> {
+    fn commit_and_replay(&mut self) {
         self.commit_due = None;
-        self.store.commit()?;
+        self.store.commit(Instant::now());
         // A flood of hellos in one burst replays each device once; a long
         // queue (every device rebooting after a power cut) is replayed over
         // several loop passes, so that ticks and alerts are not held up.
@@ -386,12 +396,13 @@ impl Daemon {
         self.replay_queue.dedup();
         let budget = Instant::now() + REPLAY_BUDGET;
         while let Some(i) = self.replay_queue.pop() {
-            self.replay_device(i as usize)?;
+            if let Err(e) = self.replay_device(i as usize) {
+                error!("cannot read stored states for a replay: {e}");
+            }
             if Instant::now() >= budget {
                 break;
             }
         }
-        Ok(())
     }
 
     /// Republishes the stored states of one device (after its hello), never
@@ -401,18 +412,11 @@ impl Daemon {
             return Ok(());
         };
         let mut states: Vec<(String, Vec<u8>)> = Vec::new();
-        for prefix in scan_prefixes(&dev.state_topics) {
-            self.store.for_each_with_prefix(prefix.as_bytes(), |k, v| {
-                let Ok(topic) = std::str::from_utf8(k) else {
-                    return;
-                };
-                if dev.hello_topic.as_deref() != Some(topic)
-                    && dev.state_topics.iter().any(|f| f.matches(topic))
-                {
-                    states.push((topic.to_string(), v.to_vec()));
-                }
-            })?;
-        }
+        self.store.for_each_state(&dev.state_topics, |topic, payload| {
+            if dev.hello_topic.as_deref() != Some(topic) {
+                states.push((topic.to_string(), payload.to_vec()));
+            }
+        })?;
         let retain = self.config.mqtt.retain_states;
         for (topic, payload) in &states {
             self.link.publish(topic, payload, retain);

@@ -15,6 +15,7 @@ pub mod dump;
 pub mod echo;
 pub mod event;
 pub mod filter;
+pub mod history;
 pub mod http;
 pub mod link;
 pub mod notify;

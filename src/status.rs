@@ -3,6 +3,8 @@
 
 use serde_json::json;
 
+use crate::store::Health;
+
 /// One device or agent, as seen by the main loop at the time of a request.
 pub struct DeviceStatus {
     pub name: String,
@@ -21,6 +23,7 @@ pub struct Counters {
     pub states_stored: u64,
     pub connected: bool,
     pub uptime_s: u64,
+    pub store: Health,
 }
 
 /// `GET /status`: `[{"name","kind","expired","lastContact","deadline","helloCount","pid"}]`,
@@ -131,6 +134,30 @@ pub fn metrics(devices: &[DeviceStatus], c: &Counters) -> String {
         "Seconds since the daemon started",
         single(c.uptime_s.to_string()),
     );
+    family(
+        "iotmonitor_store_healthy",
+        "gauge",
+        "1 when the state database works (writes and log syncs)",
+        single(u8::from(c.store.healthy).to_string()),
+    );
+    family(
+        "iotmonitor_store_failures_total",
+        "counter",
+        "Failed database writes, write retries and log syncs",
+        single(c.store.failures.to_string()),
+    );
+    family(
+        "iotmonitor_store_syncs_total",
+        "counter",
+        "Database log syncs to disk (fdatasync)",
+        single(c.store.syncs.to_string()),
+    );
+    family(
+        "iotmonitor_store_pending_writes",
+        "gauge",
+        "Writes waiting in memory for the database",
+        single(c.store.pending.to_string()),
+    );
     out
 }
 
@@ -173,6 +200,14 @@ mod tests {
             states_stored: 4,
             connected: true,
             uptime_s: 5,
+            store: Health {
+                healthy: false,
+                problem: Some("disk full".into()),
+                last_error: Some("disk full".into()),
+                failures: 3,
+                syncs: 7,
+                pending: 12,
+            },
         };
         let m = metrics(&[dev("a\"b", false), dev("led", true)], &c);
         assert!(
@@ -182,6 +217,8 @@ mod tests {
         assert!(m.contains("iotmonitor_agent_restarts_total{name=\"led\",kind=\"agent\"} 3\n"));
         assert!(!m.contains("iotmonitor_agent_restarts_total{name=\"a"));
         assert!(m.contains("iotmonitor_broker_connected 1\n"));
+        assert!(m.contains("iotmonitor_store_healthy 0\n"));
+        assert!(m.contains("iotmonitor_store_failures_total 3\n"));
         for line in m.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");

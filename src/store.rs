@@ -1,16 +1,70 @@
-//! The state store: device state topics in an embedded LevelDB (SPEC §5).
+//! The state store (SPEC §5): device states in an embedded LevelDB
+//! (rusty-leveldb), key = topic bytes, value = payload bytes, latest wins,
+//! an empty payload deletes. The daemon's own records live in the same
+//! database under keys starting with the byte 0xFF, which no topic holds
+//! (topics are UTF-8): the event history (`history.rs`) and each device's
+//! last announced availability (verdicts). Every read of states stops
+//! before them.
 //!
-//! Key = topic bytes, value = payload bytes, latest wins; an empty payload
-//! deletes. Writes are collected in a batch and committed by the owner (the
-//! main loop) after each burst of messages; a commit pushes the log record
-//! to the operating system, so a state survives a crash or SIGKILL of the
-//! daemon (not a power loss: there is no fsync).
+//! Writes wait in memory (latest per key) and are committed as one batch,
+//! at most [`COMMIT_WINDOW`] after the first one; the log is synced by a
+//! thread of its own at most once a second while writes come, never when
+//! idle (see `store/disk.rs`). So a state survives a crash at once and a
+//! power cut after a second.
+//!
+//! A failed write is never fatal: the writes stay in memory, reads (replays)
+//! see them, the store reports itself unhealthy and retries with back-off
+//! (1 s doubling to 30 s), on a freshly opened database instance: the failed
+//! one keeps serving reads meanwhile (see `store/disk.rs` for why it cannot
+//! be written again).
+//!
+//! The owner (the main loop) calls [`Store::poll`] when [`Store::due`] is
+//! reached and at least once a second.
 
-use std::collections::HashMap;
+mod disk;
+mod scan;
+
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use log::{error, info, warn};
 use rusty_leveldb::{LdbIterator, Options, StatusCode, WriteBatch, DB};
+
+use crate::backoff::Backoff;
+use crate::event::{Event, EventKind};
+use crate::filter::Filter;
+use crate::history::{self, History};
+use crate::watchdog::now_ms;
+
+use disk::{Disk, Generation, Syncer};
+
+/// First byte of the daemon's own keys (never in a topic).
+const META: u8 = 0xFF;
+/// Key prefix of verdicts: `0xFF 'v' <device name>`, value `1` (online)
+/// or `0` (offline).
+const VERDICT_PREFIX: [u8; 2] = [META, b'v'];
+
+/// Pending writes are committed this long after the first one ...
+pub const COMMIT_WINDOW: Duration = Duration::from_millis(20);
+/// ... or as soon as this many are pending.
+pub const MAX_BATCH: usize = 8192;
+/// Retries of a failed write: the first after 1 s, doubling up to 30 s.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// A log sync running this long makes the store unhealthy.
+const SYNC_STUCK: Duration = Duration::from_secs(10);
+/// Housekeeping (sync health, history pruning) runs this often ...
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// ... deleting at most this many old history keys.
+const PRUNE_PER_PASS: usize = 64;
+/// LevelDB's memory table is written to a table file at this size (the
+/// library's 4 MiB default costs up to ~8 MB of memory: RSS grew by about
+/// 256 bytes per state write until it flushed).
+const WRITE_BUFFER: usize = 512 << 10;
+/// Cache of uncompressed table blocks (library default 4 MiB).
+const BLOCK_CACHE: usize = 256 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,49 +76,142 @@ pub enum StoreError {
     Io { path: PathBuf, detail: String },
 }
 
+/// The store's health, for `/healthz` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub healthy: bool,
+    /// What is wrong now; None when healthy.
+    pub problem: Option<String>,
+    /// The last error seen, even if the store recovered since.
+    pub last_error: Option<String>,
+    /// Failed writes, retries and log syncs since start.
+    pub failures: u64,
+    /// Log syncs (fdatasync) since start.
+    pub syncs: u64,
+    /// Writes waiting in memory.
+    pub pending: usize,
+}
+
 pub struct Store {
     db: DB,
     path: PathBuf,
-    /// Writes not committed yet, latest per topic (empty = delete): a
-    /// topic updated many times between two commits is written once.
+    disk: Disk,
+    /// Retires the files of `db`.
+    generation: Generation,
+    /// `db` failed a write: it serves reads, a new instance is opened
+    /// before the next write.
+    retired: bool,
+    /// Writes not committed yet, latest per key (empty = delete): a topic
+    /// updated many times between two commits is written once.
     pending: HashMap<Vec<u8>, Vec<u8>>,
+    /// When the first pending write came.
+    pending_since: Option<Instant>,
+    backoff: Backoff,
+    /// When the failed write is retried.
+    retry_at: Option<Instant>,
+    /// The error of the failing writes (None when writes work).
+    fault: Option<String>,
+    last_error: Option<String>,
+    failures: u64,
+    syncer: Option<Syncer>,
+    sync_failures_seen: u64,
+    /// How long the log sync in progress has been stuck.
+    stuck: Option<Duration>,
+    housekept: Option<Instant>,
+    history: History,
+    verdicts: HashMap<String, bool>,
+}
+
+fn open_db(path: &Path, disk: &Disk) -> Result<(DB, Generation), StoreError> {
+    let (env, generation) = disk.env();
+    // With log reuse, a torn record left by a crash can make recovery
+    // silently drop every later write: always start a fresh log.
+    let opts = Options {
+        create_if_missing: true,
+        reuse_logs: false,
+        write_buffer_size: WRITE_BUFFER,
+        block_cache_capacity_bytes: BLOCK_CACHE,
+        env,
+        ..Default::default()
+    };
+    match quietly(|| DB::open(path, opts)) {
+        Ok(Ok(db)) => Ok((db, generation)),
+        Ok(Err(status)) => Err(classify(path, status.code, status.err)),
+        Err(detail) => Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        }),
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the database directory at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        // With log reuse, a torn record left by a crash can make recovery
-        // silently drop every later write: always start a fresh log.
-        let opts = Options {
-            create_if_missing: true,
-            reuse_logs: false,
-            ..Default::default()
-        };
-        let result = quietly(|| DB::open(path, opts));
-        let db = match result {
-            Ok(Ok(db)) => db,
-            Ok(Err(status)) => return Err(classify(path, status.code, status.err)),
-            Err(detail) => {
-                return Err(StoreError::Corrupt {
-                    path: path.to_path_buf(),
-                    detail,
-                })
-            }
-        };
-        Ok(Store {
+        let disk = Disk::default();
+        let (db, generation) = open_db(path, &disk)?;
+        let mut store = Store {
             db,
             path: path.to_path_buf(),
+            disk,
+            generation,
+            retired: false,
             pending: HashMap::new(),
-        })
+            pending_since: None,
+            backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
+            retry_at: None,
+            fault: None,
+            last_error: None,
+            failures: 0,
+            syncer: None,
+            sync_failures_seen: 0,
+            stuck: None,
+            housekept: None,
+            history: History::load([], 0),
+            verdicts: HashMap::new(),
+        };
+        store.load_records()?;
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Records a state; an empty payload deletes it. Takes effect for
-    /// readers and on disk at the next `commit`.
+    /// Reads the history and the verdicts.
+    fn load_records(&mut self) -> Result<(), StoreError> {
+        let mut events = Vec::new();
+        let mut it = self
+            .db
+            .new_iter()
+            .map_err(|s| classify(&self.path, s.code, s.err))?;
+        it.seek(&[META]);
+        while it.valid() {
+            let Some((k, v)) = it.current() else { break };
+            if k.starts_with(&history::KEY_PREFIX[..]) {
+                events.push((k.to_vec(), v.to_vec()));
+            } else if let Some(name) = k.strip_prefix(&VERDICT_PREFIX) {
+                if let Ok(name) = std::str::from_utf8(name) {
+                    self.verdicts.insert(name.to_string(), &v[..] == b"1");
+                }
+            }
+            it.advance();
+        }
+        self.history = History::load(events, now_ms());
+        Ok(())
+    }
+
+    fn write(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.pending_since.get_or_insert_with(Instant::now);
+        self.pending.insert(key, value);
+    }
+
+    /// Records a state; an empty payload deletes it. Readers see it at
+    /// once, the disk at the next commit.
     pub fn record(&mut self, topic: &[u8], payload: &[u8]) {
+        if topic.first() == Some(&META) {
+            return; // not a topic: UTF-8 never holds 0xFF
+        }
+        self.pending_since.get_or_insert_with(Instant::now);
         match self.pending.get_mut(topic) {
             Some(v) => {
                 v.clear();
@@ -76,106 +223,388 @@ impl Store {
         }
     }
 
-    /// Number of writes waiting for `commit`.
+    /// Number of writes waiting for a commit.
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
 
-    /// Writes the pending batch to the log and hands it to the OS.
-    pub fn commit(&mut self) -> Result<(), StoreError> {
+    /// Records an event in the history (committed with the states).
+    pub fn push_event(&mut self, event: Event) {
+        let (history, pending) = (&mut self.history, &mut self.pending);
+        history.push(event, &mut |k, v| {
+            pending.insert(k, v);
+        });
+        self.pending_since.get_or_insert_with(Instant::now);
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Saves a device's last announced availability.
+    pub fn put_verdict(&mut self, name: &str, online: bool) {
+        if self.verdicts.get(name) != Some(&online) {
+            self.verdicts.insert(name.to_string(), online);
+            let value = if online { b"1" } else { b"0" };
+            self.write(verdict_key(name), value.to_vec());
+        }
+    }
+
+    /// Forgets the verdict of a device (removed from the configuration).
+    pub fn forget_verdict(&mut self, name: &str) {
+        if self.verdicts.remove(name).is_some() {
+            self.write(verdict_key(name), Vec::new());
+        }
+    }
+
+    /// The saved verdicts: device name → online.
+    pub fn verdicts(&self) -> &HashMap<String, bool> {
+        &self.verdicts
+    }
+
+    /// When `poll` has a commit or a retry to do.
+    pub fn due(&self) -> Option<Instant> {
+        if self.retry_at.is_some() {
+            return self.retry_at;
+        }
+        let since = self.pending_since?;
+        Some(if self.pending.len() >= MAX_BATCH {
+            since
+        } else {
+            since + COMMIT_WINDOW
+        })
+    }
+
+    /// Commits or retries when due; once a second, checks the log sync and
+    /// prunes the history.
+    pub fn poll(&mut self, now: Instant) {
+        if self.due().is_some_and(|due| now >= due) {
+            self.commit(now);
+        }
+        if self.housekept.map_or(true, |t| now >= t + HOUSEKEEPING) {
+            self.housekept = Some(now);
+            self.check_sync(now);
+            let (history, pending) = (&mut self.history, &mut self.pending);
+            let before = pending.len();
+            history.prune(now_ms(), PRUNE_PER_PASS, &mut |k, v| {
+                pending.insert(k, v);
+            });
+            if self.pending.len() > before {
+                self.pending_since.get_or_insert(now);
+            }
+        }
+    }
+
+    /// Writes what is pending as one batch (now, unless a failed write
+    /// waits for its retry time). Never fails: on error the writes stay
+    /// pending, the store turns unhealthy and retries later.
+    pub fn commit(&mut self, now: Instant) {
+        if self.retry_at.is_some_and(|at| now < at) || (self.pending.is_empty() && !self.retired)
+        {
+            return;
+        }
+        match self.write_pending() {
+            Ok(()) => self.succeeded(),
+            Err(e) => self.failed(now, e),
+        }
+    }
+
+    fn write_pending(&mut self) -> Result<(), StoreError> {
+        if self.retired {
+            let (db, generation) = open_db(&self.path, &self.disk)?;
+            // The retired instance writes nothing more, not even on drop.
+            drop(std::mem::replace(&mut self.db, db));
+            self.generation = generation;
+            self.retired = false;
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        for (topic, payload) in self.pending.drain() {
-            if payload.is_empty() {
-                batch.delete(&topic);
+        for (key, value) in &self.pending {
+            if value.is_empty() {
+                batch.delete(key);
             } else {
-                batch.put(&topic, &payload);
+                batch.put(key, value);
             }
         }
         let db = &mut self.db;
-        match quietly(|| db.write(batch, true)) {
+        let result = match quietly(|| db.write(batch, true)) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(status)) => Err(classify(&self.path, status.code, status.err)),
             Err(detail) => Err(StoreError::Io {
                 path: self.path.clone(),
                 detail,
             }),
+        };
+        if result.is_err() {
+            self.generation.retire();
+            self.retired = true;
+            return result;
+        }
+        self.pending.clear();
+        if self.pending.capacity() > MAX_BATCH {
+            // After an outage or a flood, give the memory back.
+            self.pending = HashMap::new();
+        }
+        self.pending_since = None;
+        if self.syncer.is_none() {
+            match Syncer::spawn(&self.disk) {
+                Ok(s) => self.syncer = Some(s),
+                Err(e) => warn!("cannot start the thread syncing the database log: {e}"),
+            }
+        }
+        if let Some(s) = &self.syncer {
+            s.written();
+        }
+        Ok(())
+    }
+
+    fn succeeded(&mut self) {
+        self.retry_at = None;
+        if let Some(fault) = self.fault.take() {
+            self.backoff.reset();
+            info!(
+                "database {} writable again: everything pending is written",
+                self.path.display()
+            );
+            self.push_event(Event {
+                at_ms: now_ms(),
+                kind: EventKind::StoreRecovered,
+                subject: String::new(),
+                detail: format!("after: {fault}"),
+            });
+        }
+    }
+
+    fn failed(&mut self, now: Instant, e: StoreError) {
+        self.failures += 1;
+        let detail = e.to_string();
+        let delay = self.backoff.next_delay();
+        self.retry_at = Some(now + delay);
+        if self.fault.is_none() {
+            error!(
+                "{detail}: {} writes kept in memory, alerting goes on; retrying in {} s",
+                self.pending.len(),
+                delay.as_secs()
+            );
+            self.push_event(Event {
+                at_ms: now_ms(),
+                kind: EventKind::StoreError,
+                subject: String::new(),
+                detail: detail.clone(),
+            });
+        } else {
+            warn!(
+                "database still failing ({detail}): {} writes kept in memory, next retry in {} s",
+                self.pending.len(),
+                delay.as_secs()
+            );
+        }
+        self.fault = Some(detail.clone());
+        self.last_error = Some(detail);
+    }
+
+    /// A failed log sync is a failed write (the instance is replaced: a
+    /// new one writes what the log held to a synced table); a sync that
+    /// does not return makes the store unhealthy until it does.
+    fn check_sync(&mut self, now: Instant) {
+        let Some(s) = &self.syncer else { return };
+        let failures = s.failures();
+        let stuck = s.busy_for(now).filter(|d| *d >= SYNC_STUCK);
+        let sync_error = s.last_error().unwrap_or_default();
+        if failures > self.sync_failures_seen {
+            self.sync_failures_seen = failures;
+            self.generation.retire();
+            self.retired = true;
+            let e = StoreError::Io {
+                path: self.path.clone(),
+                detail: format!("cannot sync the log to disk: {sync_error}"),
+            };
+            self.failed(now, e);
+        }
+        match (stuck, self.stuck) {
+            (Some(d), None) => warn!(
+                "database {}: syncing the log has not returned for {} s",
+                self.path.display(),
+                d.as_secs()
+            ),
+            (None, Some(_)) => info!("database {}: the log sync returned", self.path.display()),
+            _ => {}
+        }
+        self.stuck = stuck;
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.fault.is_none() && self.stuck.is_none()
+    }
+
+    pub fn health(&self) -> Health {
+        let problem = self.fault.clone().or_else(|| {
+            self.stuck
+                .map(|d| format!("syncing the log has not returned for {} s", d.as_secs()))
+        });
+        Health {
+            healthy: problem.is_none(),
+            problem,
+            last_error: self.last_error.clone(),
+            failures: self.failures,
+            syncs: self.syncer.as_ref().map_or(0, Syncer::syncs),
+            pending: self.pending.len(),
         }
     }
 
     #[cfg(test)]
     pub fn get(&mut self, topic: &[u8]) -> Option<Vec<u8>> {
-        self.db.get(topic).map(|v| v.to_vec())
+        match self.pending.get(topic) {
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(v.clone()),
+            None => self.db.get(topic).map(|v| v.to_vec()),
+        }
     }
 
-    /// Calls `f(key, value)` for every stored key starting with `prefix`,
-    /// in key order, without scanning the rest of the database.
+    /// Calls `f(topic, payload)` once for every stored state (pending
+    /// writes included) matching one of `filters`, in topic order. Seeks
+    /// rather than reads when a filter starts with a wildcard (see
+    /// `store/scan.rs`). Returns the number of database iterator moves.
+    pub fn for_each_state(
+        &mut self,
+        filters: &[Filter],
+        mut f: impl FnMut(&str, &[u8]),
+    ) -> Result<usize, StoreError> {
+        let mut found: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut it = self
+            .db
+            .new_iter()
+            .map_err(|s| classify(&self.path, s.code, s.err))?;
+        let mut moves = 0;
+        for filter in filters {
+            moves += scan::matching(&mut it, filter, &mut |k, v| {
+                found.insert(k.to_vec(), v.to_vec());
+            });
+        }
+        for (k, v) in &self.pending {
+            let Ok(topic) = std::str::from_utf8(k) else {
+                continue;
+            };
+            if filters.iter().any(|f| f.matches(topic)) {
+                if v.is_empty() {
+                    found.remove(k);
+                } else {
+                    found.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        for (k, v) in &found {
+            if let Ok(topic) = std::str::from_utf8(k) {
+                f(topic, v);
+            }
+        }
+        Ok(moves)
+    }
+
+    /// Calls `f(key, value)` for every stored state whose key starts with
+    /// `prefix` (pending writes included), in key order.
     pub fn for_each_with_prefix(
         &mut self,
         prefix: &[u8],
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<(), StoreError> {
-        let mut it = self
-            .db
-            .new_iter()
-            .map_err(|s| classify(&self.path, s.code, s.err))?;
-        if prefix.is_empty() {
-            it.seek_to_first();
-        } else {
-            it.seek(prefix);
-        }
-        while it.valid() {
-            let Some((k, v)) = it.current() else { break };
-            if !k.starts_with(prefix) {
-                break;
-            }
-            f(&k, &v);
-            it.advance();
-        }
-        Ok(())
+        self.scan(None, prefix, usize::MAX, &mut f).map(|_| ())
     }
 
-    /// Calls `f(key, value)` for at most `limit` keys following `after`
-    /// (from the first key when None), in key order. Returns the last key
-    /// visited when more keys follow, None at the end of the database.
+    /// Calls `f(key, value)` for at most `limit` states following `after`
+    /// (from the first key when None), in key order, pending writes
+    /// included. Returns the last key visited when more keys follow, None
+    /// at the end of the states.
     pub fn scan_after(
         &mut self,
         after: Option<&[u8]>,
         limit: usize,
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.scan(after, b"", limit, &mut f)
+    }
+
+    /// The states after `after` (exclusive) with `prefix`: the database
+    /// merged with the pending writes, which win.
+    fn scan(
+        &mut self,
+        after: Option<&[u8]>,
+        prefix: &[u8],
+        limit: usize,
+        f: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let wanted = |k: &[u8]| {
+            k.first() != Some(&META) && k.starts_with(prefix) && after.map_or(true, |a| k > a)
+        };
+        let mut pending: Vec<(&[u8], &[u8])> = self
+            .pending
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .filter(|(k, _)| wanted(k))
+            .collect();
+        pending.sort_unstable();
+        let mut pending = pending.into_iter().peekable();
         let mut it = self
             .db
             .new_iter()
             .map_err(|s| classify(&self.path, s.code, s.err))?;
-        match after {
-            Some(key) => it.seek(key),
-            None => it.seek_to_first(),
+        match after.unwrap_or(prefix) {
+            [] => it.seek_to_first(),
+            start => it.seek(start),
         }
-        let mut last: Option<Vec<u8>> = None;
         let mut seen = 0;
-        while it.valid() {
-            let Some((k, v)) = it.current() else { break };
-            if after != Some(&k[..]) {
-                if seen == limit {
-                    return Ok(last);
-                }
-                f(&k, &v);
-                last = Some(k.to_vec());
-                seen += 1;
+        let mut last: Option<Vec<u8>> = None;
+        loop {
+            let stored = if it.valid() { it.current() } else { None };
+            if stored.as_ref().is_some_and(|(k, _)| after == Some(&k[..])) {
+                it.advance();
+                continue;
             }
-            it.advance();
+            let stored = stored.filter(|(k, _)| wanted(k));
+            if stored.is_none() && pending.peek().is_none() {
+                return Ok(None);
+            }
+            if seen == limit {
+                return Ok(last);
+            }
+            let (key, value): (Vec<u8>, Vec<u8>) = match (stored, pending.peek()) {
+                (Some((k, _)), Some(&(pk, pv))) if pk <= &k[..] => {
+                    if pk == &k[..] {
+                        it.advance();
+                    }
+                    pending.next();
+                    (pk.to_vec(), pv.to_vec())
+                }
+                (Some((k, v)), _) => {
+                    it.advance();
+                    (k.to_vec(), v.to_vec())
+                }
+                (None, Some(&(pk, pv))) => {
+                    pending.next();
+                    (pk.to_vec(), pv.to_vec())
+                }
+                (None, None) => return Ok(None),
+            };
+            if value.is_empty() {
+                continue; // deleted, not committed yet
+            }
+            f(&key, &value);
+            seen += 1;
+            last = Some(key);
         }
-        Ok(None)
     }
 
     /// Commits what is pending, writes the in-memory table to a table file
-    /// (so the next start has no log to replay) and closes the database
-    /// (releases the lock).
+    /// (so the next start has no log to replay), syncs and closes the
+    /// database (releases the lock).
     pub fn close(mut self) -> Result<(), StoreError> {
-        self.commit()?;
+        let pending = self.pending.len();
+        self.write_pending().map_err(|e| StoreError::Io {
+            path: self.path.clone(),
+            detail: format!("{pending} writes could not be saved: {e}"),
+        })?;
         // An empty key range: only the memory table is compacted.
         let db = &mut self.db;
         match quietly(|| db.compact_range(&[0xff; 4], &[])) {
@@ -188,10 +617,22 @@ impl Store {
                 })
             }
         }
+        if let Some(log) = self.disk.log() {
+            log.sync_data().map_err(|e| StoreError::Io {
+                path: self.path.clone(),
+                detail: format!("cannot sync the log: {e}"),
+            })?;
+        }
         self.db
             .close()
             .map_err(|s| classify(&self.path, s.code, s.err))
     }
+}
+
+fn verdict_key(name: &str) -> Vec<u8> {
+    let mut k = VERDICT_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
 }
 
 fn classify(path: &Path, code: StatusCode, detail: String) -> StoreError {
@@ -243,9 +684,9 @@ mod tests {
         s.record(b"a/1", b"x");
         s.record(b"a/1", b"y");
         s.record(b"a/2", b"z");
-        s.commit().unwrap();
+        s.commit(Instant::now());
         s.record(b"a/2", b"");
-        s.commit().unwrap();
+        s.commit(Instant::now());
         assert_eq!(all(&mut s), [("a/1".into(), "y".into())]);
         assert_eq!(s.get(b"a/1").as_deref(), Some(&b"y"[..]));
     }
@@ -257,7 +698,7 @@ mod tests {
         for k in ["a", "b/1", "b/2", "b0", "c"] {
             s.record(k.as_bytes(), b"v");
         }
-        s.commit().unwrap();
+        s.commit(Instant::now());
         let mut keys = Vec::new();
         s.for_each_with_prefix(b"b/", |k, _| keys.push(k.to_vec()))
             .unwrap();
@@ -271,7 +712,7 @@ mod tests {
         for i in 0..25 {
             s.record(format!("k{i:02}").as_bytes(), b"v");
         }
-        s.commit().unwrap();
+        s.commit(Instant::now());
         let mut seen = Vec::new();
         let mut cursor: Option<Vec<u8>> = None;
         let mut pages = 0;
@@ -311,7 +752,7 @@ mod tests {
         {
             let mut s = Store::open(&path).unwrap();
             s.record(b"k", b"v");
-            s.commit().unwrap();
+            s.commit(Instant::now());
             // Simulate a crash: the lock is released but nothing is closed.
             std::mem::forget(s);
         }
