@@ -412,11 +412,12 @@ impl Daemon {
             return Ok(());
         };
         let mut states: Vec<(String, Vec<u8>)> = Vec::new();
-        self.store.for_each_state(&dev.state_topics, |topic, payload| {
-            if dev.hello_topic.as_deref() != Some(topic) {
-                states.push((topic.to_string(), payload.to_vec()));
-            }
-        })?;
+        self.store
+            .for_each_state(&dev.state_topics, |topic, payload| {
+                if dev.hello_topic.as_deref() != Some(topic) {
+                    states.push((topic.to_string(), payload.to_vec()));
+                }
+            })?;
         let retain = self.config.mqtt.retain_states;
         for (topic, payload) in &states {
             self.link.publish(topic, payload, retain);

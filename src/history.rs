@@ -329,7 +329,10 @@ mod tests {
         }
         assert_eq!(decode(b"\x02garbage"), None);
         assert_eq!(seq_of(&key(42)), Some(42));
-        assert!(key(0) > "\u{10FFFF}".as_bytes().to_vec(), "sorts after topics");
+        assert!(
+            key(0) > "\u{10FFFF}".as_bytes().to_vec(),
+            "sorts after topics"
+        );
         assert_eq!(seq_of(b"\xffh\x00"), None);
     }
 
@@ -345,7 +348,10 @@ mod tests {
         let newest = h.recent(1, None);
         assert_eq!(newest[0].at_ms, DAY + MAX_EVENTS as u64 + 24);
         assert_eq!(h.recent(usize::MAX, Some("a")).len(), MAX_EVENTS);
-        assert_eq!(h.kind_counts().map(|(_, n)| n).sum::<u64>(), MAX_EVENTS as u64 + 25);
+        assert_eq!(
+            h.kind_counts().map(|(_, n)| n).sum::<u64>(),
+            MAX_EVENTS as u64 + 25
+        );
         let oldest_kept = disk.0.keys().next().and_then(|k| seq_of(k)).unwrap();
         assert_eq!(oldest_kept, 25);
     }
@@ -404,7 +410,8 @@ mod tests {
     fn unreadable_entries_are_skipped_and_deleted_in_turn() {
         let mut disk = Disk::default();
         disk.0.insert(key(0), b"\x07not an event".to_vec());
-        disk.0.insert(key(1), encode(&ev(DAY, EventKind::Back, "a")));
+        disk.0
+            .insert(key(1), encode(&ev(DAY, EventKind::Back, "a")));
         let mut h = disk.load(2 * DAY);
         assert_eq!(h.len(), 1);
         for i in 0..MAX_EVENTS as u64 {
@@ -444,7 +451,10 @@ mod tests {
         ] {
             h.push(ev(at, kind, s), &mut disk.sink());
         }
-        h.push(ev(5 * hour, EventKind::ConfigReloaded, ""), &mut disk.sink());
+        h.push(
+            ev(5 * hour, EventKind::ConfigReloaded, ""),
+            &mut disk.sink(),
+        );
         let span = h.since("esp", 4 * hour);
         assert_eq!(span.before.map(|e| e.kind), Some(EventKind::Expired));
         let kinds: Vec<EventKind> = span.events.iter().map(|e| e.kind).collect();

@@ -299,8 +299,7 @@ impl Store {
     /// waits for its retry time). Never fails: on error the writes stay
     /// pending, the store turns unhealthy and retries later.
     pub fn commit(&mut self, now: Instant) {
-        if self.retry_at.is_some_and(|at| now < at) || (self.pending.is_empty() && !self.retired)
-        {
+        if self.retry_at.is_some_and(|at| now < at) || (self.pending.is_empty() && !self.retired) {
             return;
         }
         match self.write_pending() {
@@ -675,6 +674,291 @@ mod tests {
             })
             .unwrap();
         out
+    }
+
+    /// A small tmpfs on a temporary directory, unmounted when dropped (also
+    /// when the test fails): a disk that can be filled up.
+    struct SmallDisk {
+        dir: tempfile::TempDir,
+    }
+
+    impl SmallDisk {
+        fn mount(bytes: usize) -> SmallDisk {
+            let dir = tempfile::tempdir().unwrap();
+            let target = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+            let options = std::ffi::CString::new(format!("size={bytes}")).unwrap();
+            // SAFETY: valid NUL-terminated strings.
+            let rc = unsafe {
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    target.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    options.as_ptr().cast(),
+                )
+            };
+            assert_eq!(rc, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+            SmallDisk { dir }
+        }
+
+        fn path(&self) -> &Path {
+            self.dir.path()
+        }
+
+        /// Fills the disk with a file; returns its path.
+        fn fill(&self) -> PathBuf {
+            use std::io::Write;
+            let path = self.path().join("filler");
+            let mut f = std::fs::File::create(&path).unwrap();
+            let chunk = vec![0u8; 4096];
+            while f.write_all(&chunk).is_ok() {}
+            path
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            let target =
+                std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated string.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+
+    fn events(store: &Store) -> Vec<EventKind> {
+        let mut kinds: Vec<EventKind> = store
+            .history()
+            .recent(usize::MAX, None)
+            .iter()
+            .map(|e| e.kind)
+            .collect();
+        kinds.reverse();
+        kinds
+    }
+
+    #[test]
+    fn a_full_disk_keeps_writes_pending_until_it_has_room_again() {
+        let disk = SmallDisk::mount(1 << 20);
+        let path = disk.path().join("db");
+        let mut s = Store::open(&path).unwrap();
+        s.record(b"a/before", b"1");
+        s.record(b"a/gone", b"x");
+        let t0 = Instant::now();
+        s.commit(t0);
+        assert!(s.is_healthy());
+        let filler = disk.fill();
+
+        let big = vec![b'p'; 8192];
+        for i in 0..8 {
+            s.record(format!("a/during{i}").as_bytes(), &big);
+        }
+        s.record(b"a/gone", b"");
+        s.commit(t0);
+        let h = s.health();
+        assert!(!h.healthy);
+        assert!(
+            h.problem.as_deref().unwrap().contains("No space left"),
+            "{h:?}"
+        );
+        assert_eq!((h.failures, h.pending), (1, 10));
+        assert_eq!(events(&s), [EventKind::StoreError]);
+        // Reads see the pending writes, deletions included.
+        let seen = all(&mut s);
+        assert_eq!(seen.len(), 9, "{seen:?}");
+        assert!(!seen.iter().any(|(k, _)| k == "a/gone"));
+        let mut replayed = 0;
+        let filters = [Filter::parse("+/during3").unwrap()];
+        s.for_each_state(&filters, |_, v| {
+            assert_eq!(v, &big[..]);
+            replayed += 1;
+        })
+        .unwrap();
+        assert_eq!(replayed, 1);
+
+        // Back-off: nothing is tried before the retry time, then 1 s, 2 s.
+        s.record(b"a/during0", b"latest");
+        s.commit(t0 + Duration::from_millis(500));
+        assert_eq!(s.health().failures, 1);
+        assert_eq!(s.due(), Some(t0 + Duration::from_secs(1)));
+        s.poll(t0 + Duration::from_secs(1));
+        assert_eq!(s.health().failures, 2);
+        assert_eq!(s.due(), Some(t0 + Duration::from_secs(3)));
+
+        std::fs::remove_file(filler).unwrap();
+        s.poll(t0 + Duration::from_secs(3));
+        let h = s.health();
+        assert!(h.healthy, "{h:?}");
+        assert_eq!(h.pending, 1, "the recovery event waits for the next commit");
+        assert_eq!(
+            events(&s),
+            [EventKind::StoreError, EventKind::StoreRecovered]
+        );
+        s.close().unwrap();
+
+        let mut s = Store::open(&path).unwrap();
+        let seen = all(&mut s);
+        assert_eq!(seen.len(), 9);
+        assert!(seen.contains(&("a/before".into(), "1".into())));
+        assert!(seen.contains(&("a/during0".into(), "latest".into())));
+        assert_eq!(s.get(b"a/during7").as_deref(), Some(&big[..]));
+        assert_eq!(s.get(b"a/gone"), None);
+        assert_eq!(
+            events(&s),
+            [EventKind::StoreError, EventKind::StoreRecovered]
+        );
+    }
+
+    #[test]
+    fn records_survive_restarts_and_are_never_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let mut s = Store::open(&path).unwrap();
+            s.record("zz/\u{10FFFF}".as_bytes(), b"last state");
+            s.record(b"a/1", b"x");
+            s.put_verdict("esp", false);
+            s.put_verdict("led", true);
+            s.put_verdict("gone", true);
+            s.forget_verdict("gone");
+            for (i, kind) in [EventKind::FirstHeard, EventKind::Expired]
+                .iter()
+                .enumerate()
+            {
+                s.push_event(Event {
+                    at_ms: now_ms() + i as u64,
+                    kind: *kind,
+                    subject: "esp".into(),
+                    detail: String::new(),
+                });
+            }
+            s.commit(Instant::now());
+            s.close().unwrap();
+        }
+        let mut s = Store::open(&path).unwrap();
+        let want = HashMap::from([("esp".to_string(), false), ("led".to_string(), true)]);
+        assert_eq!(s.verdicts(), &want);
+        assert_eq!(events(&s), [EventKind::FirstHeard, EventKind::Expired]);
+        assert_eq!(
+            s.history().recent(1, Some("esp"))[0].kind,
+            EventKind::Expired
+        );
+        let states = vec![
+            ("a/1".to_string(), "x".to_string()),
+            ("zz/\u{10FFFF}".to_string(), "last state".to_string()),
+        ];
+        assert_eq!(all(&mut s), states);
+        let mut paged = Vec::new();
+        assert_eq!(
+            s.scan_after(None, 10, |k, _| paged.push(k.to_vec()))
+                .unwrap(),
+            None
+        );
+        assert_eq!(paged.len(), 2);
+        let mut matched = Vec::new();
+        for filter in ["#", "+/#", "+/+"] {
+            let filters = [Filter::parse(filter).unwrap()];
+            s.for_each_state(&filters, |t, _| matched.push(t.to_string()))
+                .unwrap();
+        }
+        assert_eq!(matched.len(), 6, "{matched:?}");
+        // Nothing to write when nothing changed.
+        s.put_verdict("esp", false);
+        assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn pending_writes_are_merged_into_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        for k in ["a/1", "a/3", "a/5", "b/1"] {
+            s.record(k.as_bytes(), b"old");
+        }
+        s.commit(Instant::now());
+        s.record(b"a/0", b"new");
+        s.record(b"a/3", b"new");
+        s.record(b"a/5", b"");
+        s.record(b"a/6", b"new");
+        let mut seen = Vec::new();
+        s.for_each_with_prefix(b"a/", |k, v| {
+            seen.push(format!(
+                "{}={}",
+                String::from_utf8_lossy(k),
+                String::from_utf8_lossy(v)
+            ))
+        })
+        .unwrap();
+        assert_eq!(seen, ["a/0=new", "a/1=old", "a/3=new", "a/6=new"]);
+        let mut pages = Vec::new();
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            let mut page = Vec::new();
+            let next = s
+                .scan_after(cursor.as_deref(), 2, |k, _| {
+                    page.push(String::from_utf8_lossy(k).into_owned())
+                })
+                .unwrap();
+            pages.push(page);
+            match next {
+                Some(k) => cursor = Some(k),
+                None => break,
+            }
+        }
+        assert_eq!(pages, [vec!["a/0", "a/1"], vec!["a/3", "a/6"], vec!["b/1"]]);
+    }
+
+    #[test]
+    fn commits_come_after_the_window_or_a_full_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        assert_eq!(s.due(), None);
+        s.record(b"k", b"v");
+        let due = s.due().unwrap();
+        s.poll(due - Duration::from_millis(1));
+        assert_eq!(s.pending(), 1);
+        s.poll(due);
+        assert_eq!((s.pending(), s.due()), (0, None));
+        for i in 0..MAX_BATCH {
+            s.record(format!("k{i}").as_bytes(), b"v");
+        }
+        let now = Instant::now();
+        assert!(s.due().unwrap() <= now);
+        s.poll(now);
+        assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn a_commit_is_synced_within_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        s.record(b"k", b"v");
+        let start = Instant::now();
+        s.commit(start);
+        while s.health().syncs == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "no sync within 1 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_hello_with_a_leading_wildcard_seeks_its_device() {
+        // 10,000 devices with 10 states each, under three first levels.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        for d in 0..10_000 {
+            for k in 0..10 {
+                let first = ["home", "tele", "stat"][k % 3];
+                s.record(format!("{first}/dev{d}/state/s{k}").as_bytes(), b"v");
+            }
+        }
+        s.commit(Instant::now());
+        let filters = [Filter::parse("+/dev4242/state/#").unwrap()];
+        let mut found = 0;
+        let moves = s.for_each_state(&filters, |_, _| found += 1).unwrap();
+        assert_eq!(found, 10);
+        assert!(moves < 30, "{moves} iterator moves");
     }
 
     #[test]
