@@ -271,20 +271,22 @@ impl Daemon {
         let now = now_ms();
         match query {
             Query::Health => {
-                let store = self.store.health();
-                Reply {
-                    status: if store.healthy { 200 } else { 503 },
-                    content_type: "text/plain; charset=utf-8",
-                    body: format!(
-                        "{}\nbroker {}\nstore {}\n",
-                        if store.healthy { "ok" } else { "unhealthy" },
-                        if self.link.is_connected() {
-                            "connected"
-                        } else {
-                            "disconnected"
-                        },
-                        store.problem.as_deref().unwrap_or("ok"),
-                    ),
+                let broker = if self.link.is_connected() {
+                    "connected"
+                } else {
+                    "disconnected"
+                };
+                match self.store.health().problem {
+                    None => Reply {
+                        status: 200,
+                        content_type: "text/plain; charset=utf-8",
+                        body: format!("ok\nbroker {broker}\n"),
+                    },
+                    Some(problem) => Reply {
+                        status: 503,
+                        content_type: "text/plain; charset=utf-8",
+                        body: format!("unhealthy\nbroker {broker}\nstore {problem}\n"),
+                    },
                 }
             }
             Query::Status => Reply {

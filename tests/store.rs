@@ -158,7 +158,6 @@ fn a_full_disk_keeps_alerting_and_loses_no_state() {
     assert_eq!(metric(http, "iotmonitor_store_healthy"), Some(0));
     // The six states and the history's record of the failure.
     assert_eq!(metric(http, "iotmonitor_store_pending_writes"), Some(7));
-    drop(state);
 
     // The watchdog goes on: B/up counts, the silent device is alerted.
     let mut ups = 0;
