@@ -39,6 +39,7 @@ use crate::history::{self, History};
 use crate::watchdog::now_ms;
 
 use disk::{Disk, Generation, Syncer};
+use scan::LevelIndex;
 
 /// First byte of the daemon's own keys (never in a topic).
 const META: u8 = 0xFF;
@@ -120,6 +121,14 @@ pub struct Store {
     housekept: Option<Instant>,
     history: History,
     verdicts: HashMap<String, bool>,
+    /// The first levels of the stored topics (`store/scan.rs`), kept up to
+    /// date by commits once built: by a pass of `scan_after` over every
+    /// state (the start-up replay), or else at the first scan for a filter
+    /// starting with `+`.
+    index: Option<LevelIndex>,
+    /// The index being built by a `scan_after` pass, and the key the next
+    /// page of the pass starts after.
+    building: Option<(LevelIndex, Option<Vec<u8>>)>,
 }
 
 fn open_db(path: &Path, disk: &Disk) -> Result<(DB, Generation), StoreError> {
@@ -168,6 +177,8 @@ impl Store {
             housekept: None,
             history: History::load([], 0),
             verdicts: HashMap::new(),
+            index: None,
+            building: None,
         };
         store.load_records()?;
         Ok(store)
@@ -341,6 +352,14 @@ impl Store {
             self.retired = true;
             return result;
         }
+        let building = self.building.as_mut().map(|(index, _)| index);
+        for index in self.index.iter_mut().chain(building) {
+            for (key, value) in &self.pending {
+                if !value.is_empty() && key.first() != Some(&META) {
+                    index.add(key);
+                }
+            }
+        }
         self.pending.clear();
         if self.pending.capacity() > MAX_BATCH {
             // After an outage or a flood, give the memory back.
@@ -464,13 +483,33 @@ impl Store {
 
     /// Calls `f(topic, payload)` once for every stored state (pending
     /// writes included) matching one of `filters`, in topic order. Seeks
-    /// rather than reads when a filter starts with a wildcard (see
-    /// `store/scan.rs`). Returns the number of database iterator moves.
+    /// rather than reads when a filter has wildcards (see `store/scan.rs`).
+    /// Without the index of first levels (see `scan_after`) and no pass
+    /// building it, the first filter starting with `+` builds it (one read
+    /// of every state). Returns the number of database iterator moves.
     pub fn for_each_state(
         &mut self,
         filters: &[Filter],
         mut f: impl FnMut(&str, &[u8]),
     ) -> Result<usize, StoreError> {
+        if self.index.is_none()
+            && self.building.is_none()
+            && filters.iter().any(|f| f.as_str().starts_with('+'))
+        {
+            let start = Instant::now();
+            let mut index = LevelIndex::default();
+            let mut states = 0;
+            self.scan(None, b"", usize::MAX, &mut |k, _| {
+                index.add(k);
+                states += 1;
+            })?;
+            info!(
+                "indexed the first levels of {states} stored states for replays by wildcard filters ({} first levels, {} ms)",
+                index.first_levels(),
+                start.elapsed().as_millis()
+            );
+            self.index = Some(index);
+        }
         let mut found: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut it = self
             .db
@@ -478,7 +517,7 @@ impl Store {
             .map_err(|s| classify(&self.path, s.code, s.err))?;
         let mut moves = 0;
         for filter in filters {
-            moves += scan::matching(&mut it, filter, &mut |k, v| {
+            moves += scan::matching(&mut it, filter, self.index.as_ref(), &mut |k, v| {
                 found.insert(k.to_vec(), v.to_vec());
             });
         }
@@ -515,14 +554,32 @@ impl Store {
     /// Calls `f(key, value)` for at most `limit` states following `after`
     /// (from the first key when None), in key order, pending writes
     /// included. Returns the last key visited when more keys follow, None
-    /// at the end of the states.
+    /// at the end of the states. A pass over every state, page after page
+    /// (the start-up replay), builds the index of first levels on the way.
     pub fn scan_after(
         &mut self,
         after: Option<&[u8]>,
         limit: usize,
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.scan(after, b"", limit, &mut f)
+        let mut building = match self.building.take() {
+            _ if self.index.is_some() => None,
+            None if after.is_none() => Some(LevelIndex::default()),
+            Some((index, next)) if next.as_deref() == after => Some(index),
+            _ => None, // not a pass from the start: no index from it
+        };
+        let result = self.scan(after, b"", limit, &mut |k, v| {
+            if let Some(index) = &mut building {
+                index.add(k);
+            }
+            f(k, v);
+        });
+        match (&result, building) {
+            (Ok(None), Some(index)) => self.index = Some(index),
+            (Ok(Some(last)), Some(index)) => self.building = Some((index, Some(last.clone()))),
+            _ => {}
+        }
+        result
     }
 
     /// The states after `after` (exclusive) with `prefix`: the database
@@ -944,13 +1001,13 @@ mod tests {
 
     #[test]
     fn a_hello_with_a_leading_wildcard_seeks_its_device() {
-        // 10,000 devices with 10 states each, under three first levels.
+        // 10,000 devices with 10 states each, the first level naming the
+        // device's site: a `+` there has 10,000 values to go through.
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("db")).unwrap();
         for d in 0..10_000 {
             for k in 0..10 {
-                let first = ["home", "tele", "stat"][k % 3];
-                s.record(format!("{first}/dev{d}/state/s{k}").as_bytes(), b"v");
+                s.record(format!("site{d}/dev{d}/state/s{k}").as_bytes(), b"v");
             }
         }
         s.commit(Instant::now());
@@ -959,6 +1016,43 @@ mod tests {
         let moves = s.for_each_state(&filters, |_, _| found += 1).unwrap();
         assert_eq!(found, 10);
         assert!(moves < 30, "{moves} iterator moves");
+        // The index follows the commits made after it was built.
+        s.record(b"elsewhere/dev4242/state/new", b"v");
+        s.commit(Instant::now());
+        s.record(b"pending/dev4242/state/new", b"v");
+        let mut found = Vec::new();
+        let moves = s
+            .for_each_state(&filters, |t, _| found.push(t.to_string()))
+            .unwrap();
+        assert_eq!(found.len(), 12);
+        assert_eq!(found[0], "elsewhere/dev4242/state/new");
+        assert!(moves < 30, "{moves} iterator moves");
+    }
+
+    #[test]
+    fn a_pass_of_scan_after_builds_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        for d in 0..300 {
+            s.record(format!("site{d}/dev{d}/state").as_bytes(), b"v");
+        }
+        s.commit(Instant::now());
+        let filters = [Filter::parse("+/dev42/#").unwrap()];
+        let mut cursor = s.scan_after(None, 100, |_, _| {}).unwrap();
+        // A scan meanwhile does not wait for the index, nor build its own.
+        let moves = s.for_each_state(&filters, |_, _| {}).unwrap();
+        assert!(moves > 300, "{moves}");
+        s.record(b"early/dev42/x", b"v");
+        s.commit(Instant::now());
+        while let Some(k) = cursor {
+            cursor = s.scan_after(Some(&k), 100, |_, _| {}).unwrap();
+        }
+        let mut found = Vec::new();
+        let moves = s
+            .for_each_state(&filters, |t, _| found.push(t.to_string()))
+            .unwrap();
+        assert_eq!(found, ["early/dev42/x", "site42/dev42/state"]);
+        assert!(moves < 10, "{moves}");
     }
 
     #[test]
