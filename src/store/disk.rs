@@ -43,7 +43,7 @@ struct Shared {
     /// The write-ahead log being appended to (the newest `NNNNNN.log`).
     log: Option<Arc<File>>,
     /// Files other than logs written since the last barrier.
-    unsynced: Vec<File>,
+    unsynced: Vec<Arc<Tracked>>,
     /// The flock'd `LOCK` files and how many instances hold each.
     locks: HashMap<String, (File, usize)>,
 }
@@ -112,19 +112,24 @@ impl DiskEnv {
             .open(p)
             .map_err(|e| status("cannot open", p, e))?;
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let mut tracked = None;
         // "LOG" is the library's text log of what it does: not data.
         if name != "LOG" {
             let handle = file.try_clone().map_err(|e| status("cannot open", p, e))?;
-            let mut s = lock(&self.shared);
             if name.ends_with(".log") {
-                s.log = Some(Arc::new(handle));
+                lock(&self.shared).log = Some(Arc::new(handle));
             } else {
-                s.unsynced.push(handle);
+                tracked = Some(Arc::new(Tracked {
+                    file: handle,
+                    dirty: AtomicBool::new(false),
+                }));
             }
         }
         Ok(Box::new(DataFile {
             file,
             retired: self.retired.clone(),
+            tracked,
+            shared: self.shared.clone(),
         }))
     }
 
@@ -132,7 +137,10 @@ impl DiskEnv {
     fn sync_files(&self, p: &Path) -> rusty_leveldb::Result<()> {
         let files = std::mem::take(&mut lock(&self.shared).unsynced);
         for f in files {
-            f.sync_data()
+            // Writes after this point make it dirty again.
+            f.dirty.store(false, Ordering::SeqCst);
+            f.file
+                .sync_data()
                 .map_err(|e| status("cannot sync a file of", p, e))?;
         }
         Ok(())
@@ -249,11 +257,20 @@ impl Env for DiskEnv {
 
 const RETIRED: &str = "database instance retired after a failed write";
 
+/// A file other than a log (a table, a manifest, the `CURRENT` temp file),
+/// to sync at the next barrier when written.
+struct Tracked {
+    file: File,
+    dirty: AtomicBool,
+}
+
 /// A file written by the library: all-or-nothing writes, none at all once
 /// its database instance is retired.
 struct DataFile {
     file: File,
     retired: Arc<AtomicBool>,
+    tracked: Option<Arc<Tracked>>,
+    shared: Arc<Mutex<Shared>>,
 }
 
 impl DataFile {
@@ -269,6 +286,11 @@ impl DataFile {
 impl Write for DataFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.check()?;
+        if let Some(t) = &self.tracked {
+            if !t.dirty.swap(true, Ordering::SeqCst) {
+                lock(&self.shared).unsynced.push(t.clone());
+            }
+        }
         self.file.write_all(buf)?;
         Ok(buf.len())
     }
