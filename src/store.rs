@@ -771,6 +771,29 @@ mod tests {
             while f.write_all(&chunk).is_ok() {}
             path
         }
+
+        /// Removes the filler, and waits until its space is free (a child
+        /// process forked meanwhile by another test holds it until it
+        /// execs).
+        fn empty(&self, filler: PathBuf) {
+            std::fs::remove_file(filler).unwrap();
+            let target =
+                std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                // SAFETY: a valid path and a zeroed statvfs to fill.
+                let free = unsafe {
+                    let mut st: libc::statvfs = std::mem::zeroed();
+                    assert_eq!(libc::statvfs(target.as_ptr(), &mut st), 0);
+                    st.f_bavail as u64 * st.f_frsize as u64
+                };
+                if free > 256 << 10 {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "the filler's space is not freed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
 
     impl Drop for SmallDisk {
@@ -841,7 +864,7 @@ mod tests {
         assert_eq!(s.health().failures, 2);
         assert_eq!(s.due(), Some(t0 + Duration::from_secs(3)));
 
-        std::fs::remove_file(filler).unwrap();
+        disk.empty(filler);
         s.poll(t0 + Duration::from_secs(3));
         let h = s.health();
         assert!(h.healthy, "{h:?}");

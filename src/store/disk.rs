@@ -44,8 +44,8 @@ struct Shared {
     log: Option<Arc<File>>,
     /// Files other than logs written since the last barrier.
     unsynced: Vec<Arc<Tracked>>,
-    /// The flock'd `LOCK` files and how many instances hold each.
-    locks: HashMap<String, (File, usize)>,
+    /// The locked `LOCK` files and how many instances hold each.
+    locks: HashMap<String, (HeldLock, usize)>,
 }
 
 /// The files of one store, across the database instances it opens.
@@ -213,22 +213,8 @@ impl Env for DiskEnv {
             *holders += 1;
             return Ok(FileLock { id });
         }
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(p)
-            .map_err(|e| status("cannot open", p, e))?;
-        // SAFETY: flock on a descriptor owned by `f`.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = io::Error::last_os_error();
-            return Err(if e.kind() == io::ErrorKind::WouldBlock {
-                Status::new(StatusCode::LockError, "held by another process")
-            } else {
-                status("cannot lock", p, e)
-            });
-        }
-        s.locks.insert(id.clone(), (f, 1));
+        let held = HeldLock::take(p)?;
+        s.locks.insert(id.clone(), (held, 1));
         Ok(FileLock { id })
     }
     fn unlock(&self, l: FileLock) -> rusty_leveldb::Result<()> {
@@ -236,7 +222,6 @@ impl Env for DiskEnv {
         match s.locks.get_mut(&l.id) {
             Some((_, holders)) if *holders > 1 => *holders -= 1,
             Some(_) => {
-                // Closing the file releases the flock.
                 s.locks.remove(&l.id);
             }
             None => return Err(Status::new(StatusCode::LockError, "not locked")),
@@ -256,6 +241,72 @@ impl Env for DiskEnv {
 }
 
 const RETIRED: &str = "database instance retired after a failed write";
+
+/// `LOCK` files held by this process, by (device, inode).
+static HELD: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+/// The lock of a database directory, as LevelDB's C++ library takes it
+/// (and so the original iotmonitor): a POSIX record lock on `LOCK`, which
+/// child processes do not inherit (a `flock` would be held by every child
+/// forked meanwhile until it execs, and a restart could find the database
+/// locked), with a table of the locks held by this process, since POSIX
+/// locks do not exclude their own process. Released when dropped (closing
+/// the file releases the POSIX lock; nothing else in this process opens
+/// `LOCK`).
+struct HeldLock {
+    file: Option<File>,
+    id: (u64, u64),
+}
+
+impl HeldLock {
+    fn take(p: &Path) -> rusty_leveldb::Result<HeldLock> {
+        use std::os::unix::fs::MetadataExt;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(p)
+            .map_err(|e| status("cannot open", p, e))?;
+        let meta = file.metadata().map_err(|e| status("cannot open", p, e))?;
+        let id = (meta.dev(), meta.ino());
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if held.contains(&id) {
+            return Err(Status::new(StatusCode::LockError, "held by this process"));
+        }
+        // SAFETY: a zeroed flock struct is valid; fcntl on a descriptor
+        // owned by `file`.
+        let rc = unsafe {
+            let mut fl: libc::flock = std::mem::zeroed();
+            fl.l_type = libc::F_WRLCK as libc::c_short;
+            fl.l_whence = libc::SEEK_SET as libc::c_short;
+            libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl)
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::EACCES | libc::EAGAIN) => {
+                    Status::new(StatusCode::LockError, "held by another process")
+                }
+                _ => status("cannot lock", p, e),
+            });
+        }
+        held.push(id);
+        Ok(HeldLock {
+            file: Some(file),
+            id,
+        })
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        // Released before another store of this process may take it.
+        drop(self.file.take());
+        HELD.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id| *id != self.id);
+    }
+}
 
 /// A file other than a log (a table, a manifest, the `CURRENT` temp file),
 /// to sync at the next barrier when written.
