@@ -19,6 +19,9 @@
 //! - **Short writes.** The library adds up the counts of plain `write`
 //!   calls: a short write on a full disk would tear a record silently. Every
 //!   write here is all or nothing (an error).
+//! - **Lock.** A POSIX record lock on `LOCK` (see [`HeldLock`]) instead of
+//!   the library's `flock`, which children forked by the daemon (agents)
+//!   would hold until they exec.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
