@@ -301,7 +301,7 @@ fn seed(path: &Path, n: usize, states: usize) -> Option<String> {
         let topic = seed_topic(k, n);
         store.record(topic.as_bytes(), seed_payload(k).as_bytes());
         if k % 10_000 == 9_999 {
-            store.commit().unwrap();
+            store.commit(Instant::now());
         }
         if last.as_deref().is_none_or(|l| topic.as_str() > l) {
             last = Some(topic);

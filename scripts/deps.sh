@@ -4,7 +4,7 @@
 # (the tests start real brokers), shellcheck (lints the init script),
 # faketime (the clock-step tests shift the daemon's wall clock), prometheus
 # (promtool checks the metrics), chromium (the status page is tested in a
-# real browser).
+# real browser), strace (counts the database's syncs).
 set -euo pipefail
 
 missing=()
@@ -19,6 +19,7 @@ dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 dpkg -s libfaketime >/dev/null 2>&1 || missing+=(faketime)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2

@@ -7,6 +7,7 @@
 //! and paces the work that could hold up a tick (store commits, hello
 //! replays, the start-up replay, rounds of hello counts).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -21,17 +22,13 @@ use crate::http::{Request, Want};
 use crate::link::{Link, LinkEvent, Presence};
 use crate::monitor::{Monitor, Outbox, Settings};
 use crate::notify::Notifier;
+use crate::page;
 use crate::procfs::{self, ScanResult, Scanner};
 use crate::status::{BrokerFacts, DeviceStatus, Facts, StoreFacts};
 use crate::store::{Store, StoreError};
 
 /// Link events handled in one go before looking at the other inputs.
 const MAX_BURST: usize = 4096;
-/// States are written to the database at most this long after they
-/// arrive (one batch for everything received meanwhile)...
-const COMMIT_WINDOW: Duration = Duration::from_millis(20);
-/// ... or as soon as this many writes are pending, or before a replay.
-const MAX_BATCH: usize = 8192;
 /// The start-up replay republishes this many states, and a round of
 /// hello counts this many devices ...
 const REPLAY_PAGE: usize = 1000;
@@ -40,6 +37,9 @@ const COUNT_PAGE: usize = 1000;
 const PACE: Duration = Duration::from_millis(10);
 /// Hello replays stop for a loop pass after this long.
 const REPLAY_BUDGET: Duration = Duration::from_millis(50);
+/// The page shows this many recent events, and availability over this long.
+const PAGE_EVENTS: usize = 50;
+const STRIP_MS: u64 = 24 * 3_600_000;
 /// Offset after each whole second at which the tick runs.
 const TICK_OFFSET_MS: u64 = 5;
 
@@ -61,8 +61,6 @@ pub struct Daemon {
     agents: Supervisor,
     /// What the last call into the monitor asked for (reused).
     out: Outbox,
-    /// When the pending store batch must be committed.
-    commit_due: Option<Instant>,
     /// The start-up replay in progress: the last key republished (empty
     /// before the first page).
     replay_cursor: Option<Vec<u8>>,
@@ -98,7 +96,7 @@ impl Daemon {
             config.homeassistant.clone(),
             config.failover.as_ref().map(|f| f.priority),
         );
-        let monitor = Monitor::new(settings, devices, &Default::default(), start);
+        let monitor = Monitor::new(settings, devices, store.verdicts(), start);
         let topics = monitor.topics();
         let presence = Presence {
             base: format!("{}/", topics.base()),
@@ -117,7 +115,6 @@ impl Daemon {
             link,
             agents,
             out: Outbox::default(),
-            commit_due: None,
             replay_cursor: None,
             replayed: 0,
             counting: false,
@@ -158,8 +155,9 @@ impl Daemon {
                 next_tick = self.next_tick();
                 continue;
             }
-            if self.commit_due.is_some_and(|due| now >= due) || self.monitor.replays_pending() {
-                self.commit_and_replay()?;
+            self.store.poll(now);
+            if self.monitor.replays_pending() {
+                self.replay_hellos();
             }
             if self.replay_cursor.is_some() && self.link.is_connected() {
                 self.replay_page();
@@ -168,7 +166,7 @@ impl Daemon {
                 self.counting = self.monitor.next_counts(COUNT_PAGE, &mut self.out);
                 self.flush();
             }
-            let mut wake = self.commit_due.map_or(next_tick, |due| due.min(next_tick));
+            let mut wake = self.store.due().map_or(next_tick, |due| due.min(next_tick));
             if self.replay_cursor.is_some() || self.counting || self.monitor.replays_pending() {
                 wake = wake.min(now + PACE);
             }
@@ -181,11 +179,6 @@ impl Daemon {
                     self.on_link_event(ev);
                     for ev in link_rx.try_iter().take(MAX_BURST) {
                         self.on_link_event(ev);
-                    }
-                    if self.monitor.replays_pending() || self.store.pending() >= MAX_BATCH {
-                        self.commit_and_replay()?;
-                    } else if self.store.pending() > 0 && self.commit_due.is_none() {
-                        self.commit_due = Some(now + COMMIT_WINDOW);
                     }
                 }
                 recv(control) -> req => match req {
@@ -219,8 +212,15 @@ impl Daemon {
         for p in self.out.publishes.drain(..) {
             self.link.publish(&p.topic, &p.payload, p.retain);
         }
-        self.out.events.clear();
-        self.out.verdicts.clear();
+        for e in self.out.events.drain(..) {
+            self.store.push_event(e);
+        }
+        for (name, verdict) in self.out.verdicts.drain(..) {
+            match verdict {
+                Some(online) => self.store.put_verdict(&name, online),
+                None => self.store.forget_verdict(&name),
+            }
+        }
     }
 
     fn on_link_event(&mut self, ev: LinkEvent) {
@@ -277,18 +277,40 @@ impl Daemon {
                 relaunches: self.agents.relaunches(&view.name),
                 view,
             })
-            .collect();
-        let events = match want {
-            Want::Devices | Want::Page | Want::Events { .. } => Vec::new(),
+            .collect::<Vec<_>>();
+        let history = self.store.history();
+        let (events, strips) = match want {
+            Want::Devices => (Vec::new(), HashMap::new()),
+            Want::Page => {
+                let from = now.wall_ms.saturating_sub(STRIP_MS);
+                let strips = devices
+                    .iter()
+                    .map(|d: &DeviceStatus| {
+                        let span = history.since(&d.view.name, from);
+                        (
+                            d.view.name.clone(),
+                            page::strip_of(span.before.as_ref(), &span.events),
+                        )
+                    })
+                    .collect();
+                (history.recent(PAGE_EVENTS, None), strips)
+            }
+            Want::Events { subject, limit } => {
+                (history.recent(*limit, subject.as_deref()), HashMap::new())
+            }
         };
+        let health = self.store.health();
         Facts {
             now_ms: now.wall_ms,
             start_ms: now.wall_of(self.start.mono_ms),
             uptime_s: now.mono_ms.saturating_sub(self.start.mono_ms) / 1000,
             database: StoreFacts {
                 path: self.store.path().display().to_string(),
-                healthy: true,
-                ..Default::default()
+                healthy: health.healthy,
+                last_error: health.problem.or(health.last_error),
+                failures: health.failures,
+                syncs: health.syncs,
+                pending: health.pending as u64,
             },
             broker: BrokerFacts {
                 url: self.config.mqtt.server_address.clone(),
@@ -301,27 +323,29 @@ impl Daemon {
             states_stored: self.states_stored,
             devices,
             events,
-            ..Default::default()
+            event_counts: history.kind_counts().collect(),
+            strips,
         }
     }
 
-    fn commit_and_replay(&mut self) -> Result<(), StoreError> {
-        self.commit_due = None;
-        self.store.commit()?;
-        // A flood of hellos in one burst replays each device once; a long
-        // queue (every device rebooting after a power cut) is replayed over
-        // several loop passes, so that ticks and alerts are not held up.
+    /// Hello replays: a flood of hellos in one burst replays each device
+    /// once; a long queue (every device rebooting after a power cut) is
+    /// replayed over several loop passes, so that ticks and alerts are not
+    /// held up. Reads see the states not committed yet.
+    fn replay_hellos(&mut self) {
         let budget = Instant::now() + REPLAY_BUDGET;
         while let Some(plan) = self.monitor.next_replay() {
             let mut states: Vec<(String, Vec<u8>)> = Vec::new();
-            for prefix in plan.prefixes() {
-                self.store.for_each_with_prefix(prefix.as_bytes(), |k, v| {
-                    if let Ok(topic) = std::str::from_utf8(k) {
-                        if plan.wants(topic) {
-                            states.push((topic.to_string(), v.to_vec()));
-                        }
-                    }
-                })?;
+            let read = self.store.for_each_state(plan.filters, |topic, payload| {
+                if plan.wants(topic) {
+                    states.push((topic.to_string(), payload.to_vec()));
+                }
+            });
+            if let Err(e) = read {
+                error!(
+                    "cannot read the states of {} to replay them: {e}",
+                    plan.device
+                );
             }
             for (topic, payload) in &states {
                 self.link.publish(topic, payload, plan.retain);
@@ -330,7 +354,6 @@ impl Daemon {
                 break;
             }
         }
-        Ok(())
     }
 
     /// At the first connection, every stored state that belongs to a

@@ -1,7 +1,8 @@
 //! `iotmonitor dump`: prints the stored states for operators, one
 //! `topic<TAB>payload` line each, control characters and bytes that are not
 //! UTF-8 escaped. Works while the daemon runs: a locked database is copied
-//! aside and the copy is read.
+//! aside and the copy is read. Only states are listed, never the daemon's
+//! own records (history, verdicts).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,18 +34,22 @@ pub fn run(path: &Path) -> ExitCode {
 }
 
 fn dump_copy(path: &Path) -> Result<(), StoreError> {
-    let copy = std::env::temp_dir().join(format!("iotmonitor-dump-{}", std::process::id()));
-    let io = |e: std::io::Error| StoreError::Io {
-        path: copy.clone(),
-        detail: e.to_string(),
-    };
-    std::fs::create_dir_all(&copy).map_err(io)?;
-    let result = copy_files(path, &copy)
-        .map_err(io)
-        .and_then(|()| Store::open(&copy))
-        .and_then(print);
-    let _ = std::fs::remove_dir_all(&copy);
-    result
+    // A fresh private directory (mode 0700, unpredictable name): nothing
+    // can be planted in it beforehand. Removed when dropped.
+    let copy = tempfile::Builder::new()
+        .prefix("iotmonitor-dump-")
+        .tempdir()
+        .map_err(|e| StoreError::Io {
+            path: std::env::temp_dir(),
+            detail: format!("cannot create a directory for the copy: {e}"),
+        })?;
+    copy_files(path, copy.path())
+        .map_err(|e| StoreError::Io {
+            path: copy.path().to_path_buf(),
+            detail: e.to_string(),
+        })
+        .and_then(|()| Store::open(copy.path()))
+        .and_then(print)
 }
 
 fn copy_files(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -61,23 +66,26 @@ fn print(mut store: Store) -> Result<(), StoreError> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let path: PathBuf = store.path().to_path_buf();
-    let mut write_error = None;
-    store.for_each_with_prefix(b"", |k, v| {
-        if write_error.is_none() {
-            let line = format!("{}\t{}\n", escape(k), escape(v));
-            if let Err(e) = out.write_all(line.as_bytes()) {
-                write_error = Some(e);
-            }
-        }
-    })?;
-    let flushed = out.flush();
-    match write_error.map_or(flushed, Err) {
+    let written = list(&mut store, &mut out)?.and_then(|()| out.flush());
+    match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(StoreError::Io {
             path,
             detail: format!("cannot write the dump: {e}"),
         }),
         _ => Ok(()),
     }
+}
+
+/// Writes the stored states to `out`; the outer error is the database's,
+/// the inner one the output's.
+fn list(store: &mut Store, out: &mut impl Write) -> Result<std::io::Result<()>, StoreError> {
+    let mut result = Ok(());
+    store.for_each_with_prefix(b"", |k, v| {
+        if result.is_ok() {
+            result = writeln!(out, "{}\t{}", escape(k), escape(v));
+        }
+    })?;
+    Ok(result)
 }
 
 /// Text as is; control characters and invalid UTF-8 bytes escaped.
@@ -100,7 +108,30 @@ pub fn escape(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::*;
+    use crate::event::{Event, EventKind};
+
+    #[test]
+    fn lists_states_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db")).unwrap();
+        store.record(b"home/a", b"on");
+        store.record("home/\u{10FFFF}".as_bytes(), b"\xff");
+        store.put_verdict("a", true);
+        store.push_event(Event {
+            at_ms: 1,
+            kind: EventKind::Back,
+            subject: "a".into(),
+            detail: String::new(),
+        });
+        store.commit(std::time::Instant::now());
+        let mut out = Vec::new();
+        list(&mut store, &mut out).unwrap().unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "home/a\ton\nhome/\u{10FFFF}\t\\xff\n"
+        );
+    }
 
     #[test]
     fn escapes_controls_and_invalid_bytes() {

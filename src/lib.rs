@@ -18,6 +18,7 @@ pub mod echo;
 pub mod event;
 pub mod filter;
 pub mod health;
+pub mod history;
 pub mod http;
 pub mod link;
 pub mod logging;

@@ -15,10 +15,10 @@ use crate::event::Event;
 use crate::monitor::Verdict;
 use crate::status::{DeviceStatus, Facts, Strip};
 
-/// Width of the availability strip: 24 hours.
-const STRIP_MS: u64 = 24 * 3_600_000;
-/// Events listed on the page.
-const PAGE_EVENTS: usize = 50;
+/// The availability strip: 24 hours in 48 beats of 30 minutes.
+const BEATS: u64 = 48;
+const BEAT_MS: u64 = 30 * 60_000;
+const STRIP_MS: u64 = BEATS * BEAT_MS;
 
 const STYLE: &str = r#"
 :root{--bg:#f6f7f9;--fg:#1d2330;--mute:#6b7385;--card:#fff;--line:#e3e6ec;--ok:#1e9e5a;--bad:#d23c3c;--off:#8e2b2b;--unk:#9aa1b1}
@@ -34,7 +34,7 @@ th{font-size:12px;color:var(--mute);font-weight:600}tr:last-child td{border-bott
 .pill{display:inline-block;min-width:64px;text-align:center;padding:2px 8px;border-radius:10px;color:#fff;font-size:12px;font-weight:600}
 .st-online{background:var(--ok)}.st-expired{background:var(--bad)}.st-offline{background:var(--off)}.st-unknown{background:var(--unk)}
 .mute{color:var(--mute)}.late{color:var(--bad);font-weight:600}
-svg.strip{width:180px;height:14px;display:block;border-radius:3px;background:var(--unk)}
+svg.strip{width:168px;height:14px;display:block}
 svg.strip .up{fill:var(--ok)}svg.strip .down{fill:var(--bad)}svg.strip .unknown{fill:var(--unk)}
 ol.events{list-style:none;margin:0 16px;padding:0;background:var(--card);border:1px solid var(--line);border-radius:8px}
 ol.events li{padding:6px 10px;border-bottom:1px solid var(--line);display:flex;gap:10px;flex-wrap:wrap}ol.events li:last-child{border-bottom:0}
@@ -99,11 +99,14 @@ fn rank(v: Verdict) -> u8 {
     }
 }
 
-/// The availability of the last 24 hours as an inline SVG bar: one unit
-/// per minute, green while online, red while expired or offline, grey when
-/// unknown.
+/// The availability of the last 24 hours as an inline SVG bar of 48
+/// half-hour beats (like Uptime Kuma's heartbeat bar): red when the device
+/// was down at any moment of the beat (so a few seconds of outage are not
+/// lost in a day), green when it was up, grey when nothing is known; each
+/// beat says on hover how long it was up and down.
 fn strip(now_ms: u64, s: Option<&Strip>) -> Markup {
     let start = now_ms.saturating_sub(STRIP_MS);
+    // (from, to, state) over the window.
     let mut segments: Vec<(u64, u64, Option<bool>)> = Vec::new();
     let mut from = start;
     let mut state = s.and_then(|s| s.initial);
@@ -118,17 +121,34 @@ fn strip(now_ms: u64, s: Option<&Strip>) -> Markup {
     if now_ms > from {
         segments.push((from, now_ms, state));
     }
-    let x = |t: u64| (t - start) as f64 / 60_000.0;
+    let beats = (0..BEATS).map(|i| {
+        let (a, b) = (start + i * BEAT_MS, start + (i + 1) * BEAT_MS);
+        let (mut up, mut down) = (0, 0);
+        for &(x, y, st) in &segments {
+            let overlap = y.min(b).saturating_sub(x.max(a));
+            match st {
+                Some(true) => up += overlap,
+                Some(false) => down += overlap,
+                None => {}
+            }
+        }
+        let class = if down > 0 {
+            "down"
+        } else if up > 0 {
+            "up"
+        } else {
+            "unknown"
+        };
+        (i, a, b, class, up, down)
+    });
     html! {
-        svg.strip viewBox="0 0 1440 10" preserveAspectRatio="none" role="img" aria-label="availability, last 24 hours" {
-            @for (a, b, st) in segments {
-                @let (class, what) = match st {
-                    Some(true) => ("up", "online"),
-                    Some(false) => ("down", "down"),
-                    None => ("unknown", "unknown"),
-                };
-                rect class=(class) x=(format!("{:.2}", x(a))) y="0" width=(format!("{:.2}", (x(b) - x(a)).max(0.5))) height="10" {
-                    title { (what) " from " (rfc3339(a)) " to " (rfc3339(b)) }
+        svg.strip viewBox=(format!("0 0 {} 10", BEATS * 3)) preserveAspectRatio="none" role="img" aria-label="availability, last 24 hours" {
+            @for (i, a, b, class, up, down) in beats {
+                rect class=(class) x=(i * 3) y="0" width="2.4" height="10" rx="0.6" {
+                    title {
+                        (rfc3339(a)) " to " (rfc3339(b)) ": "
+                        @if class == "unknown" { "unknown" } @else { "up " (span(up)) ", down " (span(down)) }
+                    }
                 }
             }
         }
@@ -250,7 +270,7 @@ pub fn render(f: &Facts) -> String {
                         }
                         h2 { "Last events" }
                         ol.events #events {
-                            @for e in f.events.iter().take(PAGE_EVENTS) { (event_item(f.now_ms, e)) }
+                            @for e in &f.events { (event_item(f.now_ms, e)) }
                             @if f.events.is_empty() { li.mute { "nothing happened yet" } }
                         }
                     }
@@ -347,19 +367,26 @@ mod tests {
         assert_eq!(s.initial, Some(true));
         assert_eq!(s.changes.len(), 2);
         let svg = strip(NOW, Some(&s)).into_string();
-        let rects: Vec<&str> = svg.split("<rect ").skip(1).collect();
-        assert_eq!(rects.len(), 3);
-        assert!(
-            rects[0].starts_with("class=\"up\" x=\"0.00\"")
-                && rects[0].contains("width=\"720.00\"")
-        );
-        assert!(
-            rects[1].starts_with("class=\"down\" x=\"720.00\"")
-                && rects[1].contains("width=\"360.00\"")
-        );
-        assert!(rects[2].starts_with("class=\"up\" x=\"1080.00\""));
+        let beats: Vec<&str> = svg
+            .split("<rect class=\"")
+            .skip(1)
+            .map(|r| r.split('"').next().unwrap())
+            .collect();
+        assert_eq!(beats.len(), 48);
+        // Up for 12 h, down for 6 h, up again for the last 6 h.
+        assert!(beats[..24].iter().all(|&b| b == "up"), "{beats:?}");
+        assert!(beats[24..36].iter().all(|&b| b == "down"), "{beats:?}");
+        assert!(beats[36..].iter().all(|&b| b == "up"), "{beats:?}");
+        // A few seconds down are a red beat.
+        let blip = Strip {
+            initial: Some(true),
+            changes: vec![(NOW - 10_000, false), (NOW - 6_000, true)],
+        };
+        let svg = strip(NOW, Some(&blip)).into_string();
+        assert!(svg.contains("class=\"down\""));
+        assert!(svg.contains("down 4 s"), "{svg}");
         let unknown = strip(NOW, None).into_string();
-        assert!(unknown.contains("class=\"unknown\" x=\"0.00\" y=\"0\" width=\"1440.00\""));
+        assert_eq!(unknown.matches("class=\"unknown\"").count(), 48);
     }
 
     #[test]

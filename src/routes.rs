@@ -73,24 +73,6 @@ impl Routes {
     }
 }
 
-/// Byte prefixes to scan in the store to find every state a device's
-/// filters can match, with prefixes of other prefixes removed.
-pub fn scan_prefixes(filters: &[Filter]) -> Vec<String> {
-    let mut prefixes: Vec<String> = filters
-        .iter()
-        .map(|f| f.literal_prefix().to_string())
-        .collect();
-    prefixes.sort();
-    prefixes.dedup();
-    let mut out: Vec<String> = Vec::new();
-    for p in prefixes {
-        if !out.iter().any(|q| p.starts_with(q.as_str())) {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,14 +139,5 @@ mod tests {
             r.is_state(t);
             r.hello(t);
         }
-    }
-
-    #[test]
-    fn scan_prefixes_drop_nested_ones() {
-        let fs: Vec<Filter> = ["a/b/#", "a/b/c/#", "x/+/y", "a/bc"]
-            .iter()
-            .map(|f| Filter::parse(f).unwrap())
-            .collect();
-        assert_eq!(scan_prefixes(&fs), ["a/b", "x"]);
     }
 }

@@ -51,6 +51,8 @@ pub struct StoreFacts {
     pub healthy: bool,
     pub last_error: Option<String>,
     pub failures: u64,
+    /// Log syncs (fdatasync) since start.
+    pub syncs: u64,
     /// States waiting to be written (kept in memory while the disk fails).
     pub pending: u64,
 }
@@ -412,13 +414,19 @@ pub fn metrics(f: &Facts) -> String {
     m.single(
         "iotmonitor_store_failures_total",
         "counter",
-        "Failed database commits (states kept in memory and retried)",
+        "Failed database writes and syncs (states kept in memory and retried)",
         f.database.failures,
     );
     m.single(
-        "iotmonitor_store_pending",
+        "iotmonitor_store_syncs_total",
+        "counter",
+        "Syncs of the database log to the disk (at most one a second while states are written)",
+        f.database.syncs,
+    );
+    m.single(
+        "iotmonitor_store_pending_writes",
         "gauge",
-        "States waiting to be written to the database",
+        "States waiting to be written to the database (kept in memory while the disk fails)",
         f.database.pending,
     );
     m.out

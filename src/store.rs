@@ -1,16 +1,71 @@
-//! The state store: device state topics in an embedded LevelDB (SPEC §5).
+//! The state store (SPEC §5): device states in an embedded LevelDB
+//! (rusty-leveldb), key = topic bytes, value = payload bytes, latest wins,
+//! an empty payload deletes. The daemon's own records live in the same
+//! database under keys starting with the byte 0xFF, which no topic holds
+//! (topics are UTF-8): the event history (`history.rs`) and each device's
+//! last announced availability (verdicts). Every read of states stops
+//! before them.
 //!
-//! Key = topic bytes, value = payload bytes, latest wins; an empty payload
-//! deletes. Writes are collected in a batch and committed by the owner (the
-//! main loop) after each burst of messages; a commit pushes the log record
-//! to the operating system, so a state survives a crash or SIGKILL of the
-//! daemon (not a power loss: there is no fsync).
+//! Writes wait in memory (latest per key) and are committed as one batch,
+//! at most [`COMMIT_WINDOW`] after the first one; the log is synced by a
+//! thread of its own at most once a second while writes come, never when
+//! idle (see `store/disk.rs`). So a state survives a crash at once and a
+//! power cut after a second.
+//!
+//! A failed write is never fatal: the writes stay in memory, reads (replays)
+//! see them, the store reports itself unhealthy and retries with back-off
+//! (1 s doubling to 30 s), on a freshly opened database instance: the failed
+//! one keeps serving reads meanwhile (see `store/disk.rs` for why it cannot
+//! be written again).
+//!
+//! The owner (the main loop) calls [`Store::poll`] when [`Store::due`] is
+//! reached and at least once a second.
 
-use std::collections::HashMap;
+mod disk;
+mod scan;
+
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use log::{error, info, warn};
 use rusty_leveldb::{LdbIterator, Options, StatusCode, WriteBatch, DB};
+
+use crate::backoff::Backoff;
+use crate::clock::wall_ms;
+use crate::event::{Event, EventKind};
+use crate::filter::Filter;
+use crate::history::{self, History};
+
+use disk::{Disk, Generation, Syncer};
+use scan::LevelIndex;
+
+/// First byte of the daemon's own keys (never in a topic).
+const META: u8 = 0xFF;
+/// Key prefix of verdicts: `0xFF 'v' <device name>`, value `1` (online)
+/// or `0` (offline).
+const VERDICT_PREFIX: [u8; 2] = [META, b'v'];
+
+/// Pending writes are committed this long after the first one ...
+pub const COMMIT_WINDOW: Duration = Duration::from_millis(20);
+/// ... or as soon as this many are pending.
+pub const MAX_BATCH: usize = 8192;
+/// Retries of a failed write: the first after 1 s, doubling up to 30 s.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// A log sync running this long makes the store unhealthy.
+const SYNC_STUCK: Duration = Duration::from_secs(10);
+/// Housekeeping (sync health, history pruning) runs this often ...
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// ... deleting at most this many old history keys.
+const PRUNE_PER_PASS: usize = 64;
+/// LevelDB's memory table is written to a table file at this size (the
+/// library's 4 MiB default costs up to ~8 MB of memory: RSS grew by about
+/// 256 bytes per state write until it flushed).
+const WRITE_BUFFER: usize = 512 << 10;
+/// Cache of uncompressed table blocks (library default 4 MiB).
+const BLOCK_CACHE: usize = 256 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,49 +77,152 @@ pub enum StoreError {
     Io { path: PathBuf, detail: String },
 }
 
+/// The store's health, for `/healthz` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub healthy: bool,
+    /// What is wrong now; None when healthy.
+    pub problem: Option<String>,
+    /// The last error seen, even if the store recovered since.
+    pub last_error: Option<String>,
+    /// Failed writes, retries and log syncs since start.
+    pub failures: u64,
+    /// Log syncs (fdatasync) since start.
+    pub syncs: u64,
+    /// Writes waiting in memory.
+    pub pending: usize,
+}
+
 pub struct Store {
     db: DB,
     path: PathBuf,
-    /// Writes not committed yet, latest per topic (empty = delete): a
-    /// topic updated many times between two commits is written once.
+    disk: Disk,
+    /// Retires the files of `db`.
+    generation: Generation,
+    /// `db` failed a write: it serves reads, a new instance is opened
+    /// before the next write.
+    retired: bool,
+    /// Writes not committed yet, latest per key (empty = delete): a topic
+    /// updated many times between two commits is written once.
     pending: HashMap<Vec<u8>, Vec<u8>>,
+    /// When the first pending write came.
+    pending_since: Option<Instant>,
+    backoff: Backoff,
+    /// When the failed write is retried.
+    retry_at: Option<Instant>,
+    /// The error of the failing writes (None when writes work).
+    fault: Option<String>,
+    last_error: Option<String>,
+    failures: u64,
+    syncer: Option<Syncer>,
+    sync_failures_seen: u64,
+    /// How long the log sync in progress has been stuck.
+    stuck: Option<Duration>,
+    housekept: Option<Instant>,
+    history: History,
+    verdicts: HashMap<String, bool>,
+    /// The first levels of the stored topics (`store/scan.rs`), kept up to
+    /// date by commits once built: by a pass of `scan_after` over every
+    /// state (the start-up replay), or else at the first scan for a filter
+    /// starting with `+`.
+    index: Option<LevelIndex>,
+    /// The index being built by a `scan_after` pass, and the key the next
+    /// page of the pass starts after.
+    building: Option<(LevelIndex, Option<Vec<u8>>)>,
+}
+
+fn open_db(path: &Path, disk: &Disk) -> Result<(DB, Generation), StoreError> {
+    let (env, generation) = disk.env();
+    // With log reuse, a torn record left by a crash can make recovery
+    // silently drop every later write: always start a fresh log.
+    let opts = Options {
+        create_if_missing: true,
+        reuse_logs: false,
+        write_buffer_size: WRITE_BUFFER,
+        block_cache_capacity_bytes: BLOCK_CACHE,
+        env,
+        ..Default::default()
+    };
+    match quietly(|| DB::open(path, opts)) {
+        Ok(Ok(db)) => Ok((db, generation)),
+        Ok(Err(status)) => Err(classify(path, status.code, status.err)),
+        Err(detail) => Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        }),
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the database directory at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        // With log reuse, a torn record left by a crash can make recovery
-        // silently drop every later write: always start a fresh log.
-        let opts = Options {
-            create_if_missing: true,
-            reuse_logs: false,
-            ..Default::default()
-        };
-        let result = quietly(|| DB::open(path, opts));
-        let db = match result {
-            Ok(Ok(db)) => db,
-            Ok(Err(status)) => return Err(classify(path, status.code, status.err)),
-            Err(detail) => {
-                return Err(StoreError::Corrupt {
-                    path: path.to_path_buf(),
-                    detail,
-                })
-            }
-        };
-        Ok(Store {
+        let disk = Disk::default();
+        let (db, generation) = open_db(path, &disk)?;
+        let mut store = Store {
             db,
             path: path.to_path_buf(),
+            disk,
+            generation,
+            retired: false,
             pending: HashMap::new(),
-        })
+            pending_since: None,
+            backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
+            retry_at: None,
+            fault: None,
+            last_error: None,
+            failures: 0,
+            syncer: None,
+            sync_failures_seen: 0,
+            stuck: None,
+            housekept: None,
+            history: History::load([], 0),
+            verdicts: HashMap::new(),
+            index: None,
+            building: None,
+        };
+        store.load_records()?;
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Records a state; an empty payload deletes it. Takes effect for
-    /// readers and on disk at the next `commit`.
+    /// Reads the history and the verdicts.
+    fn load_records(&mut self) -> Result<(), StoreError> {
+        let mut events = Vec::new();
+        let mut it = self
+            .db
+            .new_iter()
+            .map_err(|s| classify(&self.path, s.code, s.err))?;
+        it.seek(&[META]);
+        while it.valid() {
+            let Some((k, v)) = it.current() else { break };
+            if k.starts_with(&history::KEY_PREFIX[..]) {
+                events.push((k.to_vec(), v.to_vec()));
+            } else if let Some(name) = k.strip_prefix(&VERDICT_PREFIX) {
+                if let Ok(name) = std::str::from_utf8(name) {
+                    self.verdicts.insert(name.to_string(), &v[..] == b"1");
+                }
+            }
+            it.advance();
+        }
+        self.history = History::load(events, wall_ms());
+        Ok(())
+    }
+
+    fn write(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.pending_since.get_or_insert_with(Instant::now);
+        self.pending.insert(key, value);
+    }
+
+    /// Records a state; an empty payload deletes it. Readers see it at
+    /// once, the disk at the next commit.
     pub fn record(&mut self, topic: &[u8], payload: &[u8]) {
+        if topic.first() == Some(&META) {
+            return; // not a topic: UTF-8 never holds 0xFF
+        }
+        self.pending_since.get_or_insert_with(Instant::now);
         match self.pending.get_mut(topic) {
             Some(v) => {
                 v.clear();
@@ -76,106 +234,433 @@ impl Store {
         }
     }
 
-    /// Number of writes waiting for `commit`.
+    /// Number of writes waiting for a commit.
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
 
-    /// Writes the pending batch to the log and hands it to the OS.
-    pub fn commit(&mut self) -> Result<(), StoreError> {
+    /// Records an event in the history (committed with the states).
+    pub fn push_event(&mut self, event: Event) {
+        let (history, pending) = (&mut self.history, &mut self.pending);
+        history.push(event, &mut |k, v| {
+            pending.insert(k, v);
+        });
+        self.pending_since.get_or_insert_with(Instant::now);
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Saves a device's last announced availability.
+    pub fn put_verdict(&mut self, name: &str, online: bool) {
+        if self.verdicts.get(name) != Some(&online) {
+            self.verdicts.insert(name.to_string(), online);
+            let value = if online { b"1" } else { b"0" };
+            self.write(verdict_key(name), value.to_vec());
+        }
+    }
+
+    /// Forgets the verdict of a device (removed from the configuration).
+    pub fn forget_verdict(&mut self, name: &str) {
+        if self.verdicts.remove(name).is_some() {
+            self.write(verdict_key(name), Vec::new());
+        }
+    }
+
+    /// The saved verdicts: device name → online.
+    pub fn verdicts(&self) -> &HashMap<String, bool> {
+        &self.verdicts
+    }
+
+    /// When `poll` has a commit or a retry to do.
+    pub fn due(&self) -> Option<Instant> {
+        if self.retry_at.is_some() {
+            return self.retry_at;
+        }
+        let since = self.pending_since?;
+        Some(if self.pending.len() >= MAX_BATCH {
+            since
+        } else {
+            since + COMMIT_WINDOW
+        })
+    }
+
+    /// Commits or retries when due; once a second, checks the log sync and
+    /// prunes the history.
+    pub fn poll(&mut self, now: Instant) {
+        if self.due().is_some_and(|due| now >= due) {
+            self.commit(now);
+        }
+        if self.housekept.is_none_or(|t| now >= t + HOUSEKEEPING) {
+            self.housekept = Some(now);
+            self.check_sync(now);
+            let (history, pending) = (&mut self.history, &mut self.pending);
+            let before = pending.len();
+            history.prune(wall_ms(), PRUNE_PER_PASS, &mut |k, v| {
+                pending.insert(k, v);
+            });
+            if self.pending.len() > before {
+                self.pending_since.get_or_insert(now);
+            }
+        }
+    }
+
+    /// Writes what is pending as one batch (now, unless a failed write
+    /// waits for its retry time). Never fails: on error the writes stay
+    /// pending, the store turns unhealthy and retries later.
+    pub fn commit(&mut self, now: Instant) {
+        if self.retry_at.is_some_and(|at| now < at) || (self.pending.is_empty() && !self.retired) {
+            return;
+        }
+        match self.write_pending() {
+            Ok(()) => self.succeeded(),
+            Err(e) => self.failed(now, e),
+        }
+    }
+
+    fn write_pending(&mut self) -> Result<(), StoreError> {
+        if self.retired {
+            let (db, generation) = open_db(&self.path, &self.disk)?;
+            // The retired instance writes nothing more, not even on drop.
+            drop(std::mem::replace(&mut self.db, db));
+            self.generation = generation;
+            self.retired = false;
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        for (topic, payload) in self.pending.drain() {
-            if payload.is_empty() {
-                batch.delete(&topic);
+        for (key, value) in &self.pending {
+            if value.is_empty() {
+                batch.delete(key);
             } else {
-                batch.put(&topic, &payload);
+                batch.put(key, value);
             }
         }
         let db = &mut self.db;
-        match quietly(|| db.write(batch, true)) {
+        let result = match quietly(|| db.write(batch, true)) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(status)) => Err(classify(&self.path, status.code, status.err)),
             Err(detail) => Err(StoreError::Io {
                 path: self.path.clone(),
                 detail,
             }),
+        };
+        if result.is_err() {
+            self.generation.retire();
+            self.retired = true;
+            return result;
+        }
+        let building = self.building.as_mut().map(|(index, _)| index);
+        for index in self.index.iter_mut().chain(building) {
+            for (key, value) in &self.pending {
+                if !value.is_empty() && key.first() != Some(&META) {
+                    index.add(key);
+                }
+            }
+        }
+        self.pending.clear();
+        if self.pending.capacity() > MAX_BATCH {
+            // After an outage or a flood, give the memory back.
+            self.pending = HashMap::new();
+        }
+        self.pending_since = None;
+        if self.syncer.is_none() {
+            match Syncer::spawn(&self.disk) {
+                Ok(s) => self.syncer = Some(s),
+                Err(e) => warn!("cannot start the thread syncing the database log: {e}"),
+            }
+        }
+        if let Some(s) = &self.syncer {
+            s.written();
+        }
+        Ok(())
+    }
+
+    fn succeeded(&mut self) {
+        self.retry_at = None;
+        if let Some(fault) = self.fault.take() {
+            self.backoff.reset();
+            info!(
+                "database {} writable again: everything pending is written",
+                self.path.display()
+            );
+            self.push_event(Event {
+                at_ms: wall_ms(),
+                kind: EventKind::StoreRecovered,
+                subject: String::new(),
+                detail: format!("after: {fault}"),
+            });
+        }
+    }
+
+    fn failed(&mut self, now: Instant, e: StoreError) {
+        self.failures += 1;
+        let detail = e.to_string();
+        let delay = self.backoff.next_delay();
+        self.retry_at = Some(now + delay);
+        if self.fault.is_none() {
+            error!(
+                "{detail}: {} writes kept in memory, alerting goes on; retrying in {} s",
+                self.pending.len(),
+                delay.as_secs()
+            );
+            self.push_event(Event {
+                at_ms: wall_ms(),
+                kind: EventKind::StoreError,
+                subject: String::new(),
+                detail: detail.clone(),
+            });
+        } else {
+            warn!(
+                "database still failing ({detail}): {} writes kept in memory, next retry in {} s",
+                self.pending.len(),
+                delay.as_secs()
+            );
+        }
+        self.fault = Some(detail.clone());
+        self.last_error = Some(detail);
+    }
+
+    /// A failed log sync is a failed write (the instance is replaced: a
+    /// new one writes what the log held to a synced table); a sync that
+    /// does not return makes the store unhealthy until it does.
+    fn check_sync(&mut self, now: Instant) {
+        let Some(s) = &self.syncer else { return };
+        let failures = s.failures();
+        let stuck = s.busy_for(now).filter(|d| *d >= SYNC_STUCK);
+        let sync_error = s.last_error().unwrap_or_default();
+        if failures > self.sync_failures_seen {
+            self.sync_failures_seen = failures;
+            self.generation.retire();
+            self.retired = true;
+            let e = StoreError::Io {
+                path: self.path.clone(),
+                detail: format!("cannot sync the log to disk: {sync_error}"),
+            };
+            self.failed(now, e);
+        }
+        match (stuck, self.stuck) {
+            (Some(d), None) => warn!(
+                "database {}: syncing the log has not returned for {} s",
+                self.path.display(),
+                d.as_secs()
+            ),
+            (None, Some(_)) => info!("database {}: the log sync returned", self.path.display()),
+            _ => {}
+        }
+        self.stuck = stuck;
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.fault.is_none() && self.stuck.is_none()
+    }
+
+    pub fn health(&self) -> Health {
+        let problem = self.fault.clone().or_else(|| {
+            self.stuck
+                .map(|d| format!("syncing the log has not returned for {} s", d.as_secs()))
+        });
+        Health {
+            healthy: problem.is_none(),
+            problem,
+            last_error: self.last_error.clone(),
+            failures: self.failures,
+            syncs: self.syncer.as_ref().map_or(0, Syncer::syncs),
+            pending: self.pending.len(),
         }
     }
 
     #[cfg(test)]
     pub fn get(&mut self, topic: &[u8]) -> Option<Vec<u8>> {
-        self.db.get(topic).map(|v| v.to_vec())
+        match self.pending.get(topic) {
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(v.clone()),
+            None => self.db.get(topic).map(|v| v.to_vec()),
+        }
     }
 
-    /// Calls `f(key, value)` for every stored key starting with `prefix`,
-    /// in key order, without scanning the rest of the database.
+    /// Calls `f(topic, payload)` once for every stored state (pending
+    /// writes included) matching one of `filters`, in topic order. Seeks
+    /// rather than reads when a filter has wildcards (see `store/scan.rs`).
+    /// Without the index of first levels (see `scan_after`) and no pass
+    /// building it, the first filter starting with `+` builds it (one read
+    /// of every state). Returns the number of database iterator moves.
+    pub fn for_each_state(
+        &mut self,
+        filters: &[Filter],
+        mut f: impl FnMut(&str, &[u8]),
+    ) -> Result<usize, StoreError> {
+        if self.index.is_none()
+            && self.building.is_none()
+            && filters.iter().any(|f| f.as_str().starts_with('+'))
+        {
+            let start = Instant::now();
+            let mut index = LevelIndex::default();
+            let mut states = 0;
+            self.scan(None, b"", usize::MAX, &mut |k, _| {
+                index.add(k);
+                states += 1;
+            })?;
+            info!(
+                "indexed the first levels of {states} stored states for replays by wildcard filters ({} first levels, {} ms)",
+                index.first_levels(),
+                start.elapsed().as_millis()
+            );
+            self.index = Some(index);
+        }
+        let mut found: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut it = self
+            .db
+            .new_iter()
+            .map_err(|s| classify(&self.path, s.code, s.err))?;
+        let mut moves = 0;
+        for filter in filters {
+            moves += scan::matching(&mut it, filter, self.index.as_ref(), &mut |k, v| {
+                found.insert(k.to_vec(), v.to_vec());
+            });
+        }
+        for (k, v) in &self.pending {
+            let Ok(topic) = std::str::from_utf8(k) else {
+                continue;
+            };
+            if filters.iter().any(|f| f.matches(topic)) {
+                if v.is_empty() {
+                    found.remove(k);
+                } else {
+                    found.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        for (k, v) in &found {
+            if let Ok(topic) = std::str::from_utf8(k) {
+                f(topic, v);
+            }
+        }
+        Ok(moves)
+    }
+
+    /// Calls `f(key, value)` for every stored state whose key starts with
+    /// `prefix` (pending writes included), in key order.
     pub fn for_each_with_prefix(
         &mut self,
         prefix: &[u8],
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<(), StoreError> {
-        let mut it = self
-            .db
-            .new_iter()
-            .map_err(|s| classify(&self.path, s.code, s.err))?;
-        if prefix.is_empty() {
-            it.seek_to_first();
-        } else {
-            it.seek(prefix);
-        }
-        while it.valid() {
-            let Some((k, v)) = it.current() else { break };
-            if !k.starts_with(prefix) {
-                break;
-            }
-            f(&k, &v);
-            it.advance();
-        }
-        Ok(())
+        self.scan(None, prefix, usize::MAX, &mut f).map(|_| ())
     }
 
-    /// Calls `f(key, value)` for at most `limit` keys following `after`
-    /// (from the first key when None), in key order. Returns the last key
-    /// visited when more keys follow, None at the end of the database.
+    /// Calls `f(key, value)` for at most `limit` states following `after`
+    /// (from the first key when None), in key order, pending writes
+    /// included. Returns the last key visited when more keys follow, None
+    /// at the end of the states. A pass over every state, page after page
+    /// (the start-up replay), builds the index of first levels on the way.
     pub fn scan_after(
         &mut self,
         after: Option<&[u8]>,
         limit: usize,
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut building = match self.building.take() {
+            _ if self.index.is_some() => None,
+            None if after.is_none() => Some(LevelIndex::default()),
+            Some((index, next)) if next.as_deref() == after => Some(index),
+            _ => None, // not a pass from the start: no index from it
+        };
+        let result = self.scan(after, b"", limit, &mut |k, v| {
+            if let Some(index) = &mut building {
+                index.add(k);
+            }
+            f(k, v);
+        });
+        match (&result, building) {
+            (Ok(None), Some(index)) => self.index = Some(index),
+            (Ok(Some(last)), Some(index)) => self.building = Some((index, Some(last.clone()))),
+            _ => {}
+        }
+        result
+    }
+
+    /// The states after `after` (exclusive) with `prefix`: the database
+    /// merged with the pending writes, which win.
+    fn scan(
+        &mut self,
+        after: Option<&[u8]>,
+        prefix: &[u8],
+        limit: usize,
+        f: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let wanted = |k: &[u8]| {
+            k.first() != Some(&META) && k.starts_with(prefix) && after.is_none_or(|a| k > a)
+        };
+        let mut pending: Vec<(&[u8], &[u8])> = self
+            .pending
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .filter(|(k, _)| wanted(k))
+            .collect();
+        pending.sort_unstable();
+        let mut pending = pending.into_iter().peekable();
         let mut it = self
             .db
             .new_iter()
             .map_err(|s| classify(&self.path, s.code, s.err))?;
-        match after {
-            Some(key) => it.seek(key),
-            None => it.seek_to_first(),
+        match after.unwrap_or(prefix) {
+            [] => it.seek_to_first(),
+            start => it.seek(start),
         }
-        let mut last: Option<Vec<u8>> = None;
         let mut seen = 0;
-        while it.valid() {
-            let Some((k, v)) = it.current() else { break };
-            if after != Some(&k[..]) {
-                if seen == limit {
-                    return Ok(last);
-                }
-                f(&k, &v);
-                last = Some(k.to_vec());
-                seen += 1;
+        let mut last: Option<Vec<u8>> = None;
+        loop {
+            let stored = if it.valid() { it.current() } else { None };
+            if stored.as_ref().is_some_and(|(k, _)| after == Some(&k[..])) {
+                it.advance();
+                continue;
             }
-            it.advance();
+            let stored = stored.filter(|(k, _)| wanted(k));
+            if stored.is_none() && pending.peek().is_none() {
+                return Ok(None);
+            }
+            if seen == limit {
+                return Ok(last);
+            }
+            let (key, value): (Vec<u8>, Vec<u8>) = match (stored, pending.peek()) {
+                (Some((k, _)), Some(&(pk, pv))) if pk <= &k[..] => {
+                    if pk == &k[..] {
+                        it.advance();
+                    }
+                    pending.next();
+                    (pk.to_vec(), pv.to_vec())
+                }
+                (Some((k, v)), _) => {
+                    it.advance();
+                    (k.to_vec(), v.to_vec())
+                }
+                (None, Some(&(pk, pv))) => {
+                    pending.next();
+                    (pk.to_vec(), pv.to_vec())
+                }
+                (None, None) => return Ok(None),
+            };
+            if value.is_empty() {
+                continue; // deleted, not committed yet
+            }
+            f(&key, &value);
+            seen += 1;
+            last = Some(key);
         }
-        Ok(None)
     }
 
     /// Commits what is pending, writes the in-memory table to a table file
-    /// (so the next start has no log to replay) and closes the database
-    /// (releases the lock).
+    /// (so the next start has no log to replay), syncs and closes the
+    /// database (releases the lock).
     pub fn close(mut self) -> Result<(), StoreError> {
-        self.commit()?;
+        let pending = self.pending.len();
+        self.write_pending().map_err(|e| StoreError::Io {
+            path: self.path.clone(),
+            detail: format!("{pending} writes could not be saved: {e}"),
+        })?;
         // An empty key range: only the memory table is compacted.
         let db = &mut self.db;
         match quietly(|| db.compact_range(&[0xff; 4], &[])) {
@@ -188,10 +673,22 @@ impl Store {
                 })
             }
         }
+        if let Some(log) = self.disk.log() {
+            log.sync_data().map_err(|e| StoreError::Io {
+                path: self.path.clone(),
+                detail: format!("cannot sync the log: {e}"),
+            })?;
+        }
         self.db
             .close()
             .map_err(|s| classify(&self.path, s.code, s.err))
     }
+}
+
+fn verdict_key(name: &str) -> Vec<u8> {
+    let mut k = VERDICT_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
 }
 
 fn classify(path: &Path, code: StatusCode, detail: String) -> StoreError {
@@ -236,6 +733,351 @@ mod tests {
         out
     }
 
+    /// A small tmpfs on a temporary directory, unmounted when dropped (also
+    /// when the test fails): a disk that can be filled up.
+    struct SmallDisk {
+        dir: tempfile::TempDir,
+    }
+
+    impl SmallDisk {
+        fn mount(bytes: usize) -> SmallDisk {
+            let dir = tempfile::tempdir().unwrap();
+            let target = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+            let options = std::ffi::CString::new(format!("size={bytes}")).unwrap();
+            // SAFETY: valid NUL-terminated strings.
+            let rc = unsafe {
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    target.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    options.as_ptr().cast(),
+                )
+            };
+            assert_eq!(rc, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+            SmallDisk { dir }
+        }
+
+        fn path(&self) -> &Path {
+            self.dir.path()
+        }
+
+        /// Fills the disk with a file; returns its path.
+        fn fill(&self) -> PathBuf {
+            use std::io::Write;
+            let path = self.path().join("filler");
+            let mut f = std::fs::File::create(&path).unwrap();
+            let chunk = vec![0u8; 4096];
+            while f.write_all(&chunk).is_ok() {}
+            path
+        }
+
+        /// Removes the filler, and waits until its space is free (a child
+        /// process forked meanwhile by another test holds it until it
+        /// execs).
+        fn empty(&self, filler: PathBuf) {
+            std::fs::remove_file(filler).unwrap();
+            let target =
+                std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                // SAFETY: a valid path and a zeroed statvfs to fill.
+                let free = unsafe {
+                    let mut st: libc::statvfs = std::mem::zeroed();
+                    assert_eq!(libc::statvfs(target.as_ptr(), &mut st), 0);
+                    st.f_bavail as u64 * st.f_frsize as u64
+                };
+                if free > 256 << 10 {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "the filler's space is not freed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            let target =
+                std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated string.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+
+    fn events(store: &Store) -> Vec<EventKind> {
+        let mut kinds: Vec<EventKind> = store
+            .history()
+            .recent(usize::MAX, None)
+            .iter()
+            .map(|e| e.kind)
+            .collect();
+        kinds.reverse();
+        kinds
+    }
+
+    #[test]
+    fn a_full_disk_keeps_writes_pending_until_it_has_room_again() {
+        let disk = SmallDisk::mount(1 << 20);
+        let path = disk.path().join("db");
+        let mut s = Store::open(&path).unwrap();
+        s.record(b"a/before", b"1");
+        s.record(b"a/gone", b"x");
+        let t0 = Instant::now();
+        s.commit(t0);
+        assert!(s.is_healthy());
+        let filler = disk.fill();
+
+        let big = vec![b'p'; 8192];
+        for i in 0..8 {
+            s.record(format!("a/during{i}").as_bytes(), &big);
+        }
+        s.record(b"a/gone", b"");
+        s.commit(t0);
+        let h = s.health();
+        assert!(!h.healthy);
+        assert!(
+            h.problem.as_deref().unwrap().contains("No space left"),
+            "{h:?}"
+        );
+        assert_eq!((h.failures, h.pending), (1, 10));
+        assert_eq!(events(&s), [EventKind::StoreError]);
+        // Reads see the pending writes, deletions included.
+        let seen = all(&mut s);
+        assert_eq!(seen.len(), 9, "{seen:?}");
+        assert!(!seen.iter().any(|(k, _)| k == "a/gone"));
+        let mut replayed = 0;
+        let filters = [Filter::parse("+/during3").unwrap()];
+        s.for_each_state(&filters, |_, v| {
+            assert_eq!(v, &big[..]);
+            replayed += 1;
+        })
+        .unwrap();
+        assert_eq!(replayed, 1);
+
+        // Back-off: nothing is tried before the retry time, then 1 s, 2 s.
+        s.record(b"a/during0", b"latest");
+        s.commit(t0 + Duration::from_millis(500));
+        assert_eq!(s.health().failures, 1);
+        assert_eq!(s.due(), Some(t0 + Duration::from_secs(1)));
+        s.poll(t0 + Duration::from_secs(1));
+        assert_eq!(s.health().failures, 2);
+        assert_eq!(s.due(), Some(t0 + Duration::from_secs(3)));
+
+        disk.empty(filler);
+        s.poll(t0 + Duration::from_secs(3));
+        let h = s.health();
+        assert!(h.healthy, "{h:?}");
+        assert_eq!(h.pending, 1, "the recovery event waits for the next commit");
+        assert_eq!(
+            events(&s),
+            [EventKind::StoreError, EventKind::StoreRecovered]
+        );
+        s.close().unwrap();
+
+        let mut s = Store::open(&path).unwrap();
+        let seen = all(&mut s);
+        assert_eq!(seen.len(), 9);
+        assert!(seen.contains(&("a/before".into(), "1".into())));
+        assert!(seen.contains(&("a/during0".into(), "latest".into())));
+        assert_eq!(s.get(b"a/during7").as_deref(), Some(&big[..]));
+        assert_eq!(s.get(b"a/gone"), None);
+        assert_eq!(
+            events(&s),
+            [EventKind::StoreError, EventKind::StoreRecovered]
+        );
+    }
+
+    #[test]
+    fn records_survive_restarts_and_are_never_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let mut s = Store::open(&path).unwrap();
+            s.record("zz/\u{10FFFF}".as_bytes(), b"last state");
+            s.record(b"a/1", b"x");
+            s.put_verdict("esp", false);
+            s.put_verdict("led", true);
+            s.put_verdict("gone", true);
+            s.forget_verdict("gone");
+            for (i, kind) in [EventKind::FirstHeard, EventKind::Expired]
+                .iter()
+                .enumerate()
+            {
+                s.push_event(Event {
+                    at_ms: wall_ms() + i as u64,
+                    kind: *kind,
+                    subject: "esp".into(),
+                    detail: String::new(),
+                });
+            }
+            s.commit(Instant::now());
+            s.close().unwrap();
+        }
+        let mut s = Store::open(&path).unwrap();
+        let want = HashMap::from([("esp".to_string(), false), ("led".to_string(), true)]);
+        assert_eq!(s.verdicts(), &want);
+        assert_eq!(events(&s), [EventKind::FirstHeard, EventKind::Expired]);
+        assert_eq!(
+            s.history().recent(1, Some("esp"))[0].kind,
+            EventKind::Expired
+        );
+        let states = vec![
+            ("a/1".to_string(), "x".to_string()),
+            ("zz/\u{10FFFF}".to_string(), "last state".to_string()),
+        ];
+        assert_eq!(all(&mut s), states);
+        let mut paged = Vec::new();
+        assert_eq!(
+            s.scan_after(None, 10, |k, _| paged.push(k.to_vec()))
+                .unwrap(),
+            None
+        );
+        assert_eq!(paged.len(), 2);
+        let mut matched = Vec::new();
+        for filter in ["#", "+/#", "+/+"] {
+            let filters = [Filter::parse(filter).unwrap()];
+            s.for_each_state(&filters, |t, _| matched.push(t.to_string()))
+                .unwrap();
+        }
+        assert_eq!(matched.len(), 6, "{matched:?}");
+        // Nothing to write when nothing changed.
+        s.put_verdict("esp", false);
+        assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn pending_writes_are_merged_into_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        for k in ["a/1", "a/3", "a/5", "b/1"] {
+            s.record(k.as_bytes(), b"old");
+        }
+        s.commit(Instant::now());
+        s.record(b"a/0", b"new");
+        s.record(b"a/3", b"new");
+        s.record(b"a/5", b"");
+        s.record(b"a/6", b"new");
+        let mut seen = Vec::new();
+        s.for_each_with_prefix(b"a/", |k, v| {
+            seen.push(format!(
+                "{}={}",
+                String::from_utf8_lossy(k),
+                String::from_utf8_lossy(v)
+            ))
+        })
+        .unwrap();
+        assert_eq!(seen, ["a/0=new", "a/1=old", "a/3=new", "a/6=new"]);
+        let mut pages = Vec::new();
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            let mut page = Vec::new();
+            let next = s
+                .scan_after(cursor.as_deref(), 2, |k, _| {
+                    page.push(String::from_utf8_lossy(k).into_owned())
+                })
+                .unwrap();
+            pages.push(page);
+            match next {
+                Some(k) => cursor = Some(k),
+                None => break,
+            }
+        }
+        assert_eq!(pages, [vec!["a/0", "a/1"], vec!["a/3", "a/6"], vec!["b/1"]]);
+    }
+
+    #[test]
+    fn commits_come_after_the_window_or_a_full_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        assert_eq!(s.due(), None);
+        s.record(b"k", b"v");
+        let due = s.due().unwrap();
+        s.poll(due - Duration::from_millis(1));
+        assert_eq!(s.pending(), 1);
+        s.poll(due);
+        assert_eq!((s.pending(), s.due()), (0, None));
+        for i in 0..MAX_BATCH {
+            s.record(format!("k{i}").as_bytes(), b"v");
+        }
+        let now = Instant::now();
+        assert!(s.due().unwrap() <= now);
+        s.poll(now);
+        assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn a_commit_is_synced_within_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        s.record(b"k", b"v");
+        let start = Instant::now();
+        s.commit(start);
+        while s.health().syncs == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "no sync within 1 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_hello_with_a_leading_wildcard_seeks_its_device() {
+        // 10,000 devices with 10 states each, the first level naming the
+        // device's site: a `+` there has 10,000 values to go through.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        for d in 0..10_000 {
+            for k in 0..10 {
+                s.record(format!("site{d}/dev{d}/state/s{k}").as_bytes(), b"v");
+            }
+        }
+        s.commit(Instant::now());
+        let filters = [Filter::parse("+/dev4242/state/#").unwrap()];
+        let mut found = 0;
+        let moves = s.for_each_state(&filters, |_, _| found += 1).unwrap();
+        assert_eq!(found, 10);
+        assert!(moves < 30, "{moves} iterator moves");
+        // The index follows the commits made after it was built.
+        s.record(b"elsewhere/dev4242/state/new", b"v");
+        s.commit(Instant::now());
+        s.record(b"pending/dev4242/state/new", b"v");
+        let mut found = Vec::new();
+        let moves = s
+            .for_each_state(&filters, |t, _| found.push(t.to_string()))
+            .unwrap();
+        assert_eq!(found.len(), 12);
+        assert_eq!(found[0], "elsewhere/dev4242/state/new");
+        assert!(moves < 30, "{moves} iterator moves");
+    }
+
+    #[test]
+    fn a_pass_of_scan_after_builds_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        for d in 0..300 {
+            s.record(format!("site{d}/dev{d}/state").as_bytes(), b"v");
+        }
+        s.commit(Instant::now());
+        let filters = [Filter::parse("+/dev42/#").unwrap()];
+        let mut cursor = s.scan_after(None, 100, |_, _| {}).unwrap();
+        // A scan meanwhile does not wait for the index, nor build its own.
+        let moves = s.for_each_state(&filters, |_, _| {}).unwrap();
+        assert!(moves > 300, "{moves}");
+        s.record(b"early/dev42/x", b"v");
+        s.commit(Instant::now());
+        while let Some(k) = cursor {
+            cursor = s.scan_after(Some(&k), 100, |_, _| {}).unwrap();
+        }
+        let mut found = Vec::new();
+        let moves = s
+            .for_each_state(&filters, |t, _| found.push(t.to_string()))
+            .unwrap();
+        assert_eq!(found, ["early/dev42/x", "site42/dev42/state"]);
+        assert!(moves < 10, "{moves}");
+    }
+
     #[test]
     fn latest_wins_and_empty_deletes() {
         let dir = tempfile::tempdir().unwrap();
@@ -243,9 +1085,9 @@ mod tests {
         s.record(b"a/1", b"x");
         s.record(b"a/1", b"y");
         s.record(b"a/2", b"z");
-        s.commit().unwrap();
+        s.commit(Instant::now());
         s.record(b"a/2", b"");
-        s.commit().unwrap();
+        s.commit(Instant::now());
         assert_eq!(all(&mut s), [("a/1".into(), "y".into())]);
         assert_eq!(s.get(b"a/1").as_deref(), Some(&b"y"[..]));
     }
@@ -257,7 +1099,7 @@ mod tests {
         for k in ["a", "b/1", "b/2", "b0", "c"] {
             s.record(k.as_bytes(), b"v");
         }
-        s.commit().unwrap();
+        s.commit(Instant::now());
         let mut keys = Vec::new();
         s.for_each_with_prefix(b"b/", |k, _| keys.push(k.to_vec()))
             .unwrap();
@@ -271,7 +1113,7 @@ mod tests {
         for i in 0..25 {
             s.record(format!("k{i:02}").as_bytes(), b"v");
         }
-        s.commit().unwrap();
+        s.commit(Instant::now());
         let mut seen = Vec::new();
         let mut cursor: Option<Vec<u8>> = None;
         let mut pages = 0;
@@ -311,7 +1153,7 @@ mod tests {
         {
             let mut s = Store::open(&path).unwrap();
             s.record(b"k", b"v");
-            s.commit().unwrap();
+            s.commit(Instant::now());
             // Simulate a crash: the lock is released but nothing is closed.
             std::mem::forget(s);
         }

@@ -134,16 +134,24 @@ fn the_page_in_a_browser_shows_rows_states_strips_and_events_and_history_survive
     assert_eq!(row("garage").1, "online");
     assert!(row("garage").2.contains(" ago"), "last seen as a time ago");
     assert!(row(&led).2.contains("pid ") && row(&led).2.contains("1 launch"));
-    // Porch went down then came back: its strip has red then green.
-    let porch = &row("porch").2;
-    let down = porch
-        .find("class=\"down\"")
-        .expect("a red stretch for porch");
-    let up = porch
-        .rfind("class=\"up\"")
-        .expect("a green stretch for porch");
-    assert!(down < up, "red before green");
-    assert!(row("kitchen").2.contains("class=\"down\""));
+    // The 24-hour strips: 48 beats, the last one red for a device that
+    // was down in the last half hour (porch, although back since), green
+    // for one always up since it was first heard, grey when never heard.
+    let beats = |n: &str| -> Vec<String> {
+        row(n)
+            .2
+            .split("<rect class=\"")
+            .skip(1)
+            .map(|r| r.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    for name in ["kitchen", "porch", "garage", "cellar"] {
+        assert_eq!(beats(name).len(), 48, "{name}");
+    }
+    assert_eq!(beats("porch").last().unwrap(), "down");
+    assert_eq!(beats("kitchen").last().unwrap(), "down");
+    assert_eq!(beats("garage").last().unwrap(), "up");
+    assert!(beats("cellar").iter().all(|b| b == "unknown"));
     assert!(dom.contains("connected"), "broker state in the header");
     let events = dom.split("id=\"events\"").nth(1).expect("the event list");
     assert!(events.contains("expired") && events.contains("back"));
@@ -153,8 +161,8 @@ fn the_page_in_a_browser_shows_rows_states_strips_and_events_and_history_survive
     chromium(
         profile.path(),
         &[
-            "--window-size=1100,640",
-            "--virtual-time-budget=2000",
+            "--window-size=1280,660",
+            "--virtual-time-budget=500",
             &format!("--screenshot={}", shot.display()),
             &url,
         ],

@@ -29,7 +29,7 @@ use crate::clock::Now;
 use crate::config::{DeviceConfig, HomeAssistant, MqttConfig};
 use crate::event::{Event, EventKind};
 use crate::filter::Filter;
-use crate::routes::{scan_prefixes, Routes};
+use crate::routes::Routes;
 use crate::watchdog::Watch;
 
 use discovery::Discovery;
@@ -254,11 +254,6 @@ pub struct ReplayPlan<'a> {
 }
 
 impl ReplayPlan<'_> {
-    /// Byte prefixes of the store to scan.
-    pub fn prefixes(&self) -> Vec<String> {
-        scan_prefixes(self.filters)
-    }
-
     /// Whether a stored topic is replayed: a state of the device, never its
     /// hello topic.
     pub fn wants(&self, topic: &str) -> bool {
