@@ -256,3 +256,60 @@ fn systemd_notification_ready_watchdog_stopping() {
     assert_eq!(last, "STOPPING=1");
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn a_restart_does_not_flap_availability() {
+    let broker = Broker::start();
+    let dir = workdir(&format!(
+        "{}[device_off]\nwatchTimeOut=2\nwatchTopics=\"t/flap/off/#\"\n\
+         [device_on]\nwatchTimeOut=100\nwatchTopics=\"t/flap/on/#\"\n\
+         [device_new]\nwatchTimeOut=100\nwatchTopics=\"t/flap/new/#\"\n",
+        mqtt_section(broker.port, "t/flapmon")
+    ));
+    let c = Client::connect(broker.port, &["t/flapmon/availability/#", "t/flapmon/up"]);
+    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    c.wait_topic("t/flapmon/up", 10 * S).expect("up");
+    c.publish("t/flap/on/x", b"1");
+    let on = c
+        .wait_topic("t/flapmon/availability/on", 5 * S)
+        .expect("on is online");
+    assert_eq!(on.text(), "online");
+    let off = c
+        .wait_topic("t/flapmon/availability/off", 10 * S)
+        .expect("off expires");
+    assert_eq!(off.text(), "offline");
+    assert!(daemon.terminate().success());
+
+    // Restarted: nothing is announced until a verdict changes — off stays
+    // offline past its first deadline, on is not re-announced, new (never
+    // heard) is announced neither way.
+    let _daemon = Iotmonitor::start(dir.path(), &[]);
+    let mut ups = 0;
+    let deadline = std::time::Instant::now() + 20 * S;
+    while ups < 4 {
+        assert!(std::time::Instant::now() < deadline, "B/up stopped");
+        let Some(m) = c.next(5 * S) else { continue };
+        if m.topic == "t/flapmon/up" {
+            ups += 1;
+            continue;
+        }
+        panic!("availability announced after a restart: {m:?}");
+    }
+    // Heard again: back online, once.
+    c.publish("t/flap/off/x", b"1");
+    let back = c
+        .wait_topic("t/flapmon/availability/off", 5 * S)
+        .expect("off back online");
+    assert_eq!(back.text(), "online");
+    // The retained values a newcomer gets are the verdicts.
+    let late = Client::connect(broker.port, &["t/flapmon/availability/#"]);
+    let got = late.collect(2 * S);
+    let value = |n: &str| {
+        got.iter()
+            .find(|m| m.topic == format!("t/flapmon/availability/{n}"))
+            .map(|m| m.text())
+    };
+    assert_eq!(value("off").as_deref(), Some("online"));
+    assert_eq!(value("on").as_deref(), Some("online"));
+    assert_eq!(value("new"), None);
+}
