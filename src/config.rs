@@ -18,6 +18,10 @@ use crate::filter::{validate_topic, Filter};
 pub const DEFAULT_BASE_TOPIC: &str = "home/monitoring";
 pub const DEFAULT_CLIENT_ID: &str = "iotmonitor";
 pub const DEFAULT_WATCH_TIMEOUT: u64 = 30;
+/// `[mqtt] keepAlive`: a dead broker link is noticed within 1.5 times this
+/// many seconds (see link.rs for the MQTT keep-alive it announces).
+pub const DEFAULT_KEEP_ALIVE: u64 = 20;
+const KEEP_ALIVE_RANGE: std::ops::RangeInclusive<u64> = 5..=3600;
 /// Ten years: larger timeouts are certainly typos and would overflow clocks.
 const MAX_WATCH_TIMEOUT: u64 = 10 * 365 * 24 * 3600;
 
@@ -28,6 +32,7 @@ const MQTT_KEYS: &[&str] = &[
     "password",
     "clientid",
     "retainStates",
+    "keepAlive",
     "caFile",
     "certFile",
     "keyFile",
@@ -60,6 +65,8 @@ pub struct MqttConfig {
     pub password: Option<String>,
     pub client_id: String,
     pub retain_states: bool,
+    /// Seconds: a dead broker link is noticed within 1.5 times this.
+    pub keep_alive: u64,
     pub tls: Tls,
 }
 
@@ -505,6 +512,7 @@ impl Parser<'_> {
             password: None,
             client_id: DEFAULT_CLIENT_ID.into(),
             retain_states: false,
+            keep_alive: DEFAULT_KEEP_ALIVE,
             tls: Tls::default(),
         };
         let mut server = None;
@@ -539,6 +547,25 @@ impl Parser<'_> {
                     cfg.client_id = s;
                 }
                 "retainStates" => cfg.retain_states = self.boolean(&path, value)?,
+                "keepAlive" => {
+                    cfg.keep_alive = match value.get_ref() {
+                        DeValue::Integer(i) => u64::from_str_radix(i.as_str(), i.radix())
+                            .ok()
+                            .filter(|n| KEEP_ALIVE_RANGE.contains(n)),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        self.error(
+                            value.span(),
+                            &path,
+                            format!(
+                                "must be a whole number of seconds from {} to {}",
+                                KEEP_ALIVE_RANGE.start(),
+                                KEEP_ALIVE_RANGE.end()
+                            ),
+                        )
+                    })?;
+                }
                 "caFile" => cfg.tls.ca_file = Some(self.file(&path, value)?),
                 "certFile" => cfg.tls.cert_file = Some(self.file(&path, value)?),
                 "keyFile" => cfg.tls.key_file = Some(self.file(&path, value)?),

@@ -13,7 +13,7 @@ use log::{error, info, warn};
 use crate::agents::{AgentSpec, Supervisor};
 use crate::config::{self, Config, DeviceConfig};
 use crate::http::{Query, Reply, Request};
-use crate::link::{Incoming, Link, LinkEvent, Presence};
+use crate::link::{Class, Incoming, Link, LinkEvent, Presence};
 use crate::notify::Notifier;
 use crate::routes::{scan_prefixes, Routes};
 use crate::status::{self, Counters, DeviceStatus};
@@ -88,7 +88,6 @@ impl Daemon {
         mut config: Config,
         store: Store,
         agent_logs: PathBuf,
-        link_events: crossbeam_channel::Sender<LinkEvent>,
     ) -> anyhow::Result<Daemon> {
         let start_ms = now_ms();
         let presence = Presence {
@@ -97,7 +96,7 @@ impl Daemon {
             online: "online",
             offline: "offline",
         };
-        let mut link = Link::new(&config.mqtt, presence, link_events)?;
+        let mut link = Link::new(&config.mqtt, presence)?;
         // The devices own their configuration from here on.
         let devices: Vec<Device> = std::mem::take(&mut config.devices)
             .into_iter()
@@ -138,7 +137,6 @@ impl Daemon {
     /// Runs until a stop signal; then disconnects and closes the store.
     pub fn run(
         mut self,
-        link_rx: Receiver<LinkEvent>,
         signals: Receiver<Signal>,
         control: Receiver<Request>,
     ) -> Result<(), StoreError> {
@@ -146,9 +144,11 @@ impl Daemon {
         if let Some(n) = &self.notifier {
             n.ready();
         }
-        self.link.poll(Instant::now());
+        let link_wake = self.link.wake().clone();
+        let mut events = Vec::with_capacity(MAX_BURST);
         loop {
             let now = Instant::now();
+            self.link.poll(now);
             if now >= next_tick {
                 self.tick(now);
                 next_tick = next_tick_after(Instant::now(), now_ms());
@@ -157,11 +157,14 @@ impl Daemon {
             if self.commit_due.is_some_and(|due| now >= due) || !self.replay_queue.is_empty() {
                 self.commit_and_replay()?;
             }
-            if self.replay_cursor.is_some() && self.link.is_connected() {
+            if self.replay_cursor.is_some() && self.link.is_connected() && self.link.has_room() {
                 self.replay_page();
             }
             self.publish_counts();
             let mut wake = self.commit_due.map_or(next_tick, |due| due.min(next_tick));
+            if let Some(due) = self.link.next_due() {
+                wake = wake.min(due);
+            }
             if self.replay_cursor.is_some()
                 || self.count_cursor.is_some()
                 || !self.replay_queue.is_empty()
@@ -169,10 +172,9 @@ impl Daemon {
                 wake = wake.min(now + PACE);
             }
             select! {
-                recv(link_rx) -> ev => {
-                    let Ok(ev) = ev else { break };
-                    self.on_link_event(ev);
-                    for ev in link_rx.try_iter().take(MAX_BURST) {
+                recv(link_wake) -> _ => {
+                    self.link.drain(&mut events, MAX_BURST, Instant::now());
+                    for ev in events.drain(..) {
                         self.on_link_event(ev);
                     }
                     if !self.replay_queue.is_empty() || self.store.pending() >= MAX_BATCH {
@@ -203,12 +205,13 @@ impl Daemon {
 
     fn on_link_event(&mut self, ev: LinkEvent) {
         let now = Instant::now();
-        if let LinkEvent::Message(msg) = ev {
-            self.on_message(msg, now_ms());
-            return;
-        }
-        if !self.link.on_event(&ev, now) {
-            return;
+        match ev {
+            LinkEvent::Message(msg) => {
+                self.on_message(msg, now_ms());
+                return;
+            }
+            LinkEvent::Connected => {}
+            LinkEvent::Lost | LinkEvent::SubscriptionsRefused(_) => return,
         }
         if self.up == 0 {
             // Connected before the first tick: say we are up at once.
@@ -220,7 +223,8 @@ impl Daemon {
         }
         self.publish_discovery();
         for (topic, payload) in std::mem::take(&mut self.unsent_starts) {
-            self.link.publish(&topic, payload.as_bytes(), false);
+            self.link
+                .publish(&topic, payload.as_bytes(), false, Class::Alert);
         }
         if !self.replayed_at_start {
             self.replayed_at_start = true;
@@ -235,7 +239,8 @@ impl Daemon {
             self.config.mqtt.base_topic, d.cfg.name
         );
         let state = if d.expired { "offline" } else { "online" };
-        self.link.publish(&topic, state.as_bytes(), true);
+        self.link
+            .publish(&topic, state.as_bytes(), true, Class::Retained);
     }
 
     /// Home Assistant MQTT discovery: one connectivity binary_sensor per
@@ -249,17 +254,18 @@ impl Daemon {
             out.push(discovery(&self.config, &ha.prefix, &d.cfg));
         }
         for (topic, payload) in out {
-            self.link.publish(&topic, payload.as_bytes(), true);
+            self.link
+                .publish(&topic, payload.as_bytes(), true, Class::Retained);
         }
     }
 
     /// Clears the retained availability and discovery of a removed device.
     fn forget_device(&mut self, cfg: &DeviceConfig) {
         let topic = format!("{}/availability/{}", self.config.mqtt.base_topic, cfg.name);
-        self.link.publish(&topic, b"", true);
+        self.link.publish(&topic, b"", true, Class::Retained);
         if let Some(ha) = &self.config.homeassistant {
             let (topic, _) = discovery(&self.config, &ha.prefix, cfg);
-            self.link.publish(&topic, b"", true);
+            self.link.publish(&topic, b"", true, Class::Retained);
         }
     }
 
@@ -385,7 +391,10 @@ impl Daemon {
         self.replay_queue.sort_unstable();
         self.replay_queue.dedup();
         let budget = Instant::now() + REPLAY_BUDGET;
-        while let Some(i) = self.replay_queue.pop() {
+        while self.link.has_room() {
+            let Some(i) = self.replay_queue.pop() else {
+                break;
+            };
             self.replay_device(i as usize)?;
             if Instant::now() >= budget {
                 break;
@@ -415,7 +424,7 @@ impl Daemon {
         }
         let retain = self.config.mqtt.retain_states;
         for (topic, payload) in &states {
-            self.link.publish(topic, payload, retain);
+            self.link.publish(topic, payload, retain, Class::Replay);
         }
         Ok(())
     }
@@ -434,7 +443,7 @@ impl Daemon {
         let scan = self.store.scan_after(after, REPLAY_PAGE, |k, v| {
             if let Ok(topic) = std::str::from_utf8(k) {
                 if routes.is_state(topic) {
-                    link.publish(topic, v, retain);
+                    link.publish(topic, v, retain, Class::Replay);
                     sent += 1;
                 }
             }
@@ -455,13 +464,12 @@ impl Daemon {
         if let Some(n) = &self.notifier {
             n.alive();
         }
-        self.link.poll(now);
         self.link.expire_echoes(now);
         self.up = (self.up + 1) % UP_WRAP;
         let base = self.config.mqtt.base_topic.clone();
         let up = self.up.to_string();
         self.link
-            .publish(&format!("{base}/up"), up.as_bytes(), false);
+            .publish(&format!("{base}/up"), up.as_bytes(), false, Class::Repeat);
         for i in 0..self.devices.len() {
             let d = &mut self.devices[i];
             if d.watch.is_expired(now_ms) {
@@ -480,6 +488,7 @@ impl Daemon {
                     &format!("{base}/expired/{}", d.cfg.name),
                     deadline.as_bytes(),
                     false,
+                    Class::Alert,
                 );
             }
         }
@@ -506,8 +515,12 @@ impl Daemon {
         let base = &self.config.mqtt.base_topic;
         for d in &self.devices[start..end] {
             let topic = format!("{base}/helloTopicCount/{}", d.cfg.name);
-            self.link
-                .publish(&topic, d.hello_count.to_string().as_bytes(), false);
+            self.link.publish(
+                &topic,
+                d.hello_count.to_string().as_bytes(),
+                false,
+                Class::Repeat,
+            );
         }
         if end < self.devices.len() {
             self.count_cursor = Some(end);
@@ -529,7 +542,10 @@ impl Daemon {
         for l in launches {
             let topic = format!("{}/startedprocess/{}", self.config.mqtt.base_topic, l.name);
             let payload = l.epoch_s.to_string();
-            if !self.link.publish(&topic, payload.as_bytes(), false) {
+            if !self
+                .link
+                .publish(&topic, payload.as_bytes(), false, Class::Alert)
+            {
                 self.unsent_starts.retain(|(t, _)| *t != topic);
                 self.unsent_starts.push((topic, payload));
             }

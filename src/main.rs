@@ -66,6 +66,11 @@ fn main() -> ExitCode {
         .filter_level(log::LevelFilter::Info)
         .parse_env(env_logger::Env::default())
         .filter_module("paho_mqtt", log::LevelFilter::Info)
+        // The link logs connection losses and subscription failures once,
+        // in words; the wrapper's own lines would repeat them (with a
+        // pointer address).
+        .filter_module("paho_mqtt::async_client", log::LevelFilter::Error)
+        .filter_module("paho_mqtt::token", log::LevelFilter::Error)
         .filter_module("paho_mqtt_c", log::LevelFilter::Warn)
         .format_timestamp_millis()
         .init();
@@ -114,7 +119,6 @@ fn run(
     store: Store,
     agent_logs: PathBuf,
 ) -> anyhow::Result<()> {
-    let (link_tx, link_rx) = crossbeam_channel::unbounded();
     let signals = signal_channel()?;
     #[cfg(feature = "broker")]
     if let Some(listen) = config.broker_listen {
@@ -125,8 +129,8 @@ fn run(
     if let Some(addr) = config.http_bind {
         http::spawn(addr, control_tx)?;
     }
-    let daemon = Daemon::new(config_path, config, store, agent_logs, link_tx)?;
-    daemon.run(link_rx, signals, control_rx)?;
+    let daemon = Daemon::new(config_path, config, store, agent_logs)?;
+    daemon.run(signals, control_rx)?;
     Ok(())
 }
 
