@@ -48,6 +48,8 @@ struct State {
     idle: bool,
     /// A producer waits for room.
     blocked: bool,
+    /// Messages that had to wait for room.
+    waits: u64,
     closed: bool,
 }
 
@@ -70,6 +72,7 @@ impl Handoff {
                 taken: 0,
                 idle: true,
                 blocked: false,
+                waits: 0,
                 closed: false,
             }),
             room: Condvar::new(),
@@ -90,6 +93,9 @@ impl Handoff {
     pub fn message(&self, msg: Incoming) {
         let size = cost(&msg);
         let mut s = self.lock();
+        if s.queued + s.taken >= self.limit && !s.closed {
+            s.waits += 1;
+        }
         while s.queued + s.taken >= self.limit && !s.closed {
             s.blocked = true;
             s = self.room.wait(s).unwrap_or_else(|e| e.into_inner());
@@ -149,6 +155,11 @@ impl Handoff {
         s.closed = true;
         s.queue.clear();
         self.room.notify_all();
+    }
+
+    /// How many messages had to wait for room.
+    pub fn waits(&self) -> u64 {
+        self.lock().waits
     }
 
     #[cfg(test)]
@@ -233,6 +244,7 @@ mod tests {
             }
         }
         producer.join().unwrap();
+        assert!(h.waits() > 0, "the producer never had to wait");
         let want: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
         assert_eq!(got, want, "every message, in order");
         assert!(

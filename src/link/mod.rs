@@ -159,6 +159,9 @@ pub struct LinkStats {
     pub in_flight_bytes: usize,
     /// Successful connections since start.
     pub connections: u64,
+    /// Received messages for which Paho had to wait until the main loop
+    /// caught up (the hand-off was full).
+    pub handoff_waits: u64,
 }
 
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
@@ -505,6 +508,7 @@ impl Link {
             in_flight_messages,
             in_flight_bytes,
             connections: self.connections,
+            handoff_waits: self.handoff.waits(),
         }
     }
 

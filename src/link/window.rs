@@ -129,8 +129,12 @@ impl Window {
         true
     }
 
+    /// Publishes (and their bytes) not completed yet.
     pub fn in_flight(&self) -> (u64, usize) {
-        (self.sent - self.seen, self.bytes)
+        let done = self.counts.completed.load(SeqCst).min(self.sent);
+        let n = self.sent - done;
+        let bytes = self.sizes.iter().rev().take(n as usize).sum();
+        (n, bytes)
     }
 }
 
