@@ -887,6 +887,18 @@ mod tests {
     }
 
     #[test]
+    fn keep_alive_defaults_and_bounds() {
+        assert_eq!(load_str(MQTT).unwrap().config.mqtt.keep_alive, 20);
+        let c = load_str(&format!("{MQTT}keepAlive=60\n")).unwrap();
+        assert_eq!(c.config.mqtt.keep_alive, 60);
+        for v in ["4", "3601", "\"20\"", "-1"] {
+            let e = err(&format!("{MQTT}keepAlive={v}\n"));
+            assert_eq!(e.key.as_deref(), Some("mqtt.keepAlive"), "{v}");
+            assert_eq!(e.line, Some(3), "{v}");
+        }
+    }
+
+    #[test]
     fn invalid_filters_and_topics() {
         for (k, v) in [
             ("watchTopics", "\"a/#/b\""),

@@ -195,7 +195,10 @@ impl Driver {
             }
             Err(e) => {
                 counts.complete();
-                if !self.refusing {
+                // Disconnected: the loss is reported (once) by the link.
+                let lost = matches!(&e, mqtt::Error::Publish(rc, _)
+                    if matches!(mqtt::Error::from(*rc), mqtt::Error::Disconnected));
+                if !lost && !self.refusing {
                     self.refusing = true;
                     warn!(
                         "publish refused by the MQTT client ({e}): dropping until it accepts again"

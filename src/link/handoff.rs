@@ -1,21 +1,28 @@
-//! The hand-off from Paho's threads to the main loop: one queue under a
-//! mutex, taken by the main loop a whole batch at a time, and a wake-up
-//! token on a channel of capacity one that the main loop `select!`s on.
+//! The hand-off from Paho's threads to the main loop: a lock-free queue
+//! (an unbounded crossbeam channel that nobody ever blocks on), an "idle"
+//! flag, and a wake-up token on a channel of capacity one that the main
+//! loop `select!`s on.
 //!
 //! - No wake-up per message: a producer sends the token only when the
-//!   consumer said it is about to sleep (it found the queue empty). While
-//!   the main loop works through a batch, arrivals just queue.
-//! - Bounded: messages are counted in bytes, both those queued and those of
-//!   the batch the consumer holds. Over the limit, Paho's receive thread
-//!   waits until the consumer comes back for the next batch; meanwhile Paho
-//!   reads nothing, so the broker's TCP flow control holds the flood back.
-//!   Nothing is dropped (until `close`, at shutdown). Other reports
-//!   (connected, lost, failures) never wait: they are few.
+//!   consumer said it is about to sleep (`park`). While the main loop works
+//!   through what arrived, arrivals just queue; it takes them in batches
+//!   (up to a bound per pass of its loop), and while they keep coming it
+//!   comes back on a short timer rather than parking (see `Link::drain`).
+//! - No lock on the way: a producer pushes without ever waiting for the
+//!   consumer (which can be preempted at any time on a busy machine), and
+//!   the consumer pops without waiting for a producer.
+//! - Bounded: messages are counted in bytes, both those queued and those
+//!   the consumer took but has not released yet (it releases them after
+//!   each pass). Over the limit, Paho's receive thread waits until the
+//!   consumer releases some (a pass at most); meanwhile Paho reads nothing,
+//!   so the broker's TCP flow control holds the flood back. Nothing is
+//!   dropped (until `close`, at shutdown). Other reports (connected, lost,
+//!   failures) never wait: they are few.
 
-use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Condvar, Mutex};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use super::failure::Failure;
 use super::Incoming;
@@ -37,27 +44,22 @@ pub(crate) fn cost(msg: &Incoming) -> usize {
     msg.topic.len() + msg.payload.len() + std::mem::size_of::<Report>() + 32
 }
 
-struct State {
-    queue: VecDeque<Report>,
-    /// Bytes of the messages queued...
-    queued: usize,
-    /// ... and of those in the batch the consumer took last.
-    taken: usize,
+pub(crate) struct Handoff {
+    queue: Sender<Report>,
+    taken: Receiver<Report>,
+    /// Bytes of the messages queued or taken and not released.
+    bytes: AtomicUsize,
+    limit: usize,
     /// The consumer found nothing and may sleep: the next report sends it
     /// a token.
-    idle: bool,
-    /// A producer waits for room.
-    blocked: bool,
-    /// Messages that had to wait for room.
-    waits: u64,
-    closed: bool,
-}
-
-pub(crate) struct Handoff {
-    state: Mutex<State>,
-    room: Condvar,
+    idle: AtomicBool,
     wake: Sender<()>,
-    limit: usize,
+    /// A producer waits for room (on `room`).
+    blocked: AtomicBool,
+    room: (Mutex<()>, Condvar),
+    /// Messages that had to wait for room.
+    waits: AtomicU64,
+    closed: AtomicBool,
 }
 
 impl Handoff {
@@ -65,63 +67,61 @@ impl Handoff {
     /// receiver of its wake-up tokens.
     pub fn new(limit: usize) -> (Handoff, Receiver<()>) {
         let (wake, rx) = bounded(1);
+        let (queue, taken) = unbounded();
         let h = Handoff {
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                queued: 0,
-                taken: 0,
-                idle: true,
-                blocked: false,
-                waits: 0,
-                closed: false,
-            }),
-            room: Condvar::new(),
-            wake,
+            queue,
+            taken,
+            bytes: AtomicUsize::new(0),
             limit,
+            idle: AtomicBool::new(true),
+            wake,
+            blocked: AtomicBool::new(false),
+            room: (Mutex::new(()), Condvar::new()),
+            waits: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
         };
         (h, rx)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic elsewhere cannot leave the queue half-updated: every
-        // critical section here is a few field updates.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Paho's receive thread: queues a message, first waiting while the
     /// limit is reached. After `close` messages are dropped.
     pub fn message(&self, msg: Incoming) {
-        let size = cost(&msg);
-        let mut s = self.lock();
-        if s.queued + s.taken >= self.limit && !s.closed {
-            s.waits += 1;
+        if self.bytes.load(SeqCst) >= self.limit {
+            self.wait_for_room();
         }
-        while s.queued + s.taken >= self.limit && !s.closed {
-            s.blocked = true;
-            s = self.room.wait(s).unwrap_or_else(|e| e.into_inner());
-        }
-        if s.closed {
+        if self.closed.load(SeqCst) {
             return;
         }
-        s.queued += size;
-        s.queue.push_back(Report::Message(msg));
-        self.wake_if_idle(s);
+        self.bytes.fetch_add(cost(&msg), SeqCst);
+        self.push(Report::Message(msg));
+    }
+
+    fn wait_for_room(&self) {
+        self.waits.fetch_add(1, SeqCst);
+        let (lock, cv) = &self.room;
+        let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Set before looking at `bytes`, which `release` changes before
+        // looking at `blocked`: one of the two sees the other.
+        self.blocked.store(true, SeqCst);
+        while self.bytes.load(SeqCst) >= self.limit && !self.closed.load(SeqCst) {
+            guard = cv.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+        self.blocked.store(false, SeqCst);
     }
 
     /// Any other report: queued at once.
     pub fn report(&self, report: Report) {
-        let mut s = self.lock();
-        if s.closed {
-            return;
+        if !self.closed.load(SeqCst) {
+            self.push(report);
         }
-        s.queue.push_back(report);
-        self.wake_if_idle(s);
     }
 
-    fn wake_if_idle(&self, mut s: MutexGuard<'_, State>) {
-        let idle = std::mem::replace(&mut s.idle, false);
-        drop(s);
-        if idle {
+    fn push(&self, report: Report) {
+        let _ = self.queue.send(report);
+        // Pushed before looking at `idle`, which the consumer sets before
+        // looking at the queue: one of the two sees the other.
+        fence(SeqCst);
+        if self.idle.load(SeqCst) && self.idle.swap(false, SeqCst) {
             self.notify();
         }
     }
@@ -131,41 +131,52 @@ impl Handoff {
         let _ = self.wake.try_send(());
     }
 
-    /// The consumer, done with its previous batch: moves every queued
-    /// report into `batch` (empty), in order. When there is none, the
-    /// consumer is marked idle: the next report sends a token.
-    pub fn take(&self, batch: &mut VecDeque<Report>) {
-        debug_assert!(batch.is_empty());
-        let mut s = self.lock();
-        std::mem::swap(&mut s.queue, batch);
-        s.taken = std::mem::take(&mut s.queued);
-        if batch.is_empty() {
-            s.idle = true;
-        }
-        if s.blocked && s.taken < self.limit {
-            s.blocked = false;
-            self.room.notify_all();
+    /// The consumer: the next report, in order.
+    pub fn try_next(&self) -> Option<Report> {
+        self.taken.try_recv().ok()
+    }
+
+    /// The consumer, about to sleep: marks itself idle, so that the next
+    /// report sends a token. Returns a report that arrived meanwhile (then
+    /// it is not idle after all).
+    pub fn park(&self) -> Option<Report> {
+        self.idle.store(true, SeqCst);
+        fence(SeqCst);
+        let r = self.taken.try_recv().ok()?;
+        self.idle.store(false, SeqCst);
+        Some(r)
+    }
+
+    /// The consumer handed on messages of `bytes` (see `cost`): a waiting
+    /// producer may go on.
+    pub fn release(&self, bytes: usize) {
+        let left = self.bytes.fetch_sub(bytes, SeqCst) - bytes;
+        if left < self.limit && self.blocked.load(SeqCst) {
+            self.wake_producer();
         }
     }
 
-    /// Shutdown: waiting producers go on, and messages are dropped from
-    /// now on (the main loop stops taking them).
+    fn wake_producer(&self) {
+        let (lock, cv) = &self.room;
+        let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        cv.notify_all();
+    }
+
+    /// Shutdown: a waiting producer goes on, and messages and reports are
+    /// dropped from now on (the main loop stops taking them).
     pub fn close(&self) {
-        let mut s = self.lock();
-        s.closed = true;
-        s.queue.clear();
-        self.room.notify_all();
+        self.closed.store(true, SeqCst);
+        self.wake_producer();
     }
 
     /// How many messages had to wait for room.
     pub fn waits(&self) -> u64 {
-        self.lock().waits
+        self.waits.load(SeqCst)
     }
 
     #[cfg(test)]
     fn bytes(&self) -> usize {
-        let s = self.lock();
-        s.queued + s.taken
+        self.bytes.load(SeqCst)
     }
 }
 
@@ -173,7 +184,7 @@ impl Handoff {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     fn msg(topic: &str, n: usize) -> Incoming {
         Incoming {
@@ -183,14 +194,24 @@ mod tests {
         }
     }
 
-    fn topics(batch: &mut VecDeque<Report>) -> Vec<String> {
-        batch
-            .drain(..)
-            .map(|r| match r {
-                Report::Message(m) => m.topic,
+    /// Up to `max` reports (topics, or report names), and their bytes;
+    /// parks when there are none left.
+    fn take(h: &Handoff, max: usize) -> (Vec<String>, usize) {
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(r) = h.try_next().or_else(|| h.park()) else {
+                break;
+            };
+            out.push(match r {
+                Report::Message(m) => {
+                    bytes += cost(&m);
+                    m.topic
+                }
                 other => format!("{other:?}"),
-            })
-            .collect()
+            });
+        }
+        (out, bytes)
     }
 
     #[test]
@@ -203,24 +224,25 @@ mod tests {
             1,
             "one token for the first arrival"
         );
-        let mut batch = VecDeque::new();
-        h.take(&mut batch);
-        assert_eq!(topics(&mut batch), ["a", "b"]);
-        // Not idle yet (the batch was not empty): arrivals send nothing.
+        let (got, ab) = take(&h, 2);
+        assert_eq!(got, ["a", "b"]);
+        h.release(ab);
+        // The consumer did not find the queue empty: not idle, so arrivals
+        // send nothing.
         h.message(msg("c", 1));
         h.report(Report::Lost);
         assert_eq!(wake.try_iter().count(), 0);
-        h.take(&mut batch);
-        assert_eq!(topics(&mut batch), ["c", "Lost"]);
-        h.take(&mut batch);
-        assert!(batch.is_empty());
-        // Idle now: the next report wakes the consumer.
+        let (got, c) = take(&h, 10);
+        assert_eq!(got, ["c", "Lost"]);
+        h.release(c);
+        assert_eq!(h.bytes(), 0);
+        // It found the queue empty: idle now, the next report wakes it.
         h.report(Report::Connected);
         assert_eq!(wake.try_iter().count(), 1);
     }
 
     #[test]
-    fn a_producer_over_the_limit_waits_for_the_next_batch_and_nothing_is_lost() {
+    fn a_producer_over_the_limit_waits_for_a_release_and_nothing_is_lost() {
         let limit = 10 * cost(&msg("t", 100));
         let (h, _wake) = Handoff::new(limit);
         let h = Arc::new(h);
@@ -233,13 +255,15 @@ mod tests {
             })
         };
         let mut got = Vec::new();
-        let mut batch = VecDeque::new();
         let mut max_bytes = 0;
+        let deadline = Instant::now() + Duration::from_secs(30);
         while got.len() < 1000 {
-            h.take(&mut batch);
+            assert!(Instant::now() < deadline, "stuck at {}", got.len());
             max_bytes = max_bytes.max(h.bytes());
-            got.extend(topics(&mut batch));
-            if batch.is_empty() {
+            let (t, bytes) = take(&h, 3);
+            got.extend(t);
+            h.release(bytes);
+            if bytes == 0 {
                 std::thread::yield_now();
             }
         }
@@ -263,19 +287,15 @@ mod tests {
             std::thread::spawn(move || h.message(msg("second", 10)))
         };
         // The producer cannot finish before close: the limit is reached and
-        // nobody takes.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !h.lock().blocked {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "producer never blocked"
-            );
+        // nothing is released.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.waits() == 0 {
+            assert!(Instant::now() < deadline, "producer never blocked");
             std::thread::yield_now();
         }
         h.close();
         producer.join().unwrap();
-        let mut batch = VecDeque::new();
-        h.take(&mut batch);
-        assert!(batch.is_empty(), "dropped after close");
+        let (got, _) = take(&h, 10);
+        assert_eq!(got, ["first"], "the second is dropped after close");
     }
 }

@@ -10,7 +10,7 @@
 //!  link thread (driver.rs) ── the only caller of Paho
 //!      │
 //!  Paho's threads ── callbacks ──► Handoff (handoff.rs) ──► Link::drain
-//!                                   queue + wake token         (batches)
+//!                           lock-free queue + wake token       (batches)
 //! ```
 //!
 //! Parts, one job each: `handoff` (Paho → main loop, bounded, one wake-up
@@ -77,7 +77,6 @@ mod outbox;
 mod subscriptions;
 mod window;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -167,6 +166,9 @@ pub struct LinkStats {
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// While messages stream in, the main loop takes them this often rather
+/// than being woken by each (a wake-up costs more than the message).
+const LINGER: Duration = Duration::from_millis(1);
 /// Bytes a publish is counted for in the window beyond topic and payload
 /// (Paho's command, token and packet).
 const PUBLISH_OVERHEAD: usize = 200;
@@ -195,8 +197,8 @@ pub struct Link {
     commands: Sender<Command>,
     handoff: Arc<Handoff>,
     wake: Receiver<()>,
-    /// Reports taken from the hand-off, not handed to the main loop yet.
-    batch: VecDeque<Report>,
+    /// While messages stream in, when `drain` looks at the hand-off again.
+    recheck: Option<Instant>,
     uri: String,
     presence: Presence,
     state: State,
@@ -230,7 +232,7 @@ impl Link {
             window: Window::new(handoff.clone()),
             handoff,
             wake,
-            batch: VecDeque::new(),
+            recheck: None,
             uri: cfg.server_address.clone(),
             presence,
             state: State::Disconnected {
@@ -255,17 +257,27 @@ impl Link {
         matches!(self.state, State::Connected)
     }
 
-    /// When the next connection attempt is due (None while connected or
-    /// connecting): the main loop wakes for it and calls `poll`.
+    /// When the link wants the main loop back (the next connection
+    /// attempt, or a look at the hand-off while messages stream in): the
+    /// main loop wakes then and calls `poll`.
     pub fn next_due(&self) -> Option<Instant> {
-        match self.state {
+        let attempt = match self.state {
             State::Disconnected { next } => Some(next),
             _ => None,
+        };
+        match (attempt, self.recheck) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
         }
     }
 
-    /// Starts a connection attempt when one is due. Never waits.
+    /// Does what is due: starts a connection attempt, or leaves a wake
+    /// token for `drain`. Never waits.
     pub fn poll(&mut self, now: Instant) {
+        if self.recheck.is_some_and(|at| at <= now) {
+            self.recheck = None;
+            self.handoff.notify();
+        }
         if let State::Disconnected { next } = self.state {
             if next <= now {
                 debug!("connecting to {}", self.uri);
@@ -291,20 +303,36 @@ impl Link {
     /// too, so the main loop's next `select!` returns at once.
     pub fn drain(&mut self, out: &mut Vec<LinkEvent>, max: usize, now: Instant) {
         self.pump();
+        self.recheck = None;
+        // Bytes of the messages handed on, for the hand-off's bound.
+        let mut handed = 0;
+        let mut got = false;
+        let mut more = true;
         while out.len() < max {
-            let report = match self.batch.pop_front() {
+            let report = match self.handoff.try_next() {
                 Some(r) => r,
-                None => {
-                    self.handoff.take(&mut self.batch);
-                    match self.batch.pop_front() {
-                        Some(r) => r,
-                        // Nothing left: the hand-off marked us idle.
-                        None => return,
-                    }
+                // Reports keep coming: look again in a moment instead of
+                // being woken by the next one.
+                None if got => {
+                    self.recheck = Some(now + LINGER);
+                    more = false;
+                    break;
                 }
+                // Quiet: sleep until a report wakes us.
+                None => match self.handoff.park() {
+                    Some(r) => r,
+                    None => {
+                        more = false;
+                        break;
+                    }
+                },
             };
+            got = true;
             match report {
-                Report::Message(m) => out.push(LinkEvent::Message(m)),
+                Report::Message(m) => {
+                    handed += handoff::cost(&m);
+                    out.push(LinkEvent::Message(m));
+                }
                 Report::Connected => {
                     if self.on_connected() {
                         out.push(LinkEvent::Connected);
@@ -333,7 +361,12 @@ impl Link {
                 }
             }
         }
-        self.handoff.notify();
+        if handed > 0 {
+            self.handoff.release(handed);
+        }
+        if more {
+            self.handoff.notify();
+        }
     }
 
     fn on_connected(&mut self) -> bool {
