@@ -126,6 +126,8 @@ pub enum LinkEvent {
     /// (Re)connected, birth published: publish what must precede the
     /// subscriptions, then call `subscribe_all`.
     Connected,
+    /// The connection is gone (logged once); the next attempt is due at
+    /// `next_due`.
     Lost,
     Message(Incoming),
     /// The broker refused these filters (SUBACK failure: ACL, quota…).
@@ -233,6 +235,9 @@ impl Link {
         Link::with_limits(cfg, presence, Limits::default())
     }
 
+    /// A link with other memory bounds than the defaults (tests of the
+    /// hand-off under load). Starts the link thread; it connects at the
+    /// first `poll`.
     pub fn with_limits(
         cfg: &MqttConfig,
         presence: Presence,
