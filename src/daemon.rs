@@ -20,7 +20,7 @@ use crate::config::{self, Config, DeviceConfig};
 use crate::event::EventKind;
 use crate::http::{Request, Want};
 use crate::link::{Link, LinkEvent, Presence};
-use crate::monitor::{Monitor, Outbox, Settings};
+use crate::monitor::{Class, Monitor, Outbox, Settings};
 use crate::notify::Notifier;
 use crate::page;
 use crate::procfs::{self, ScanResult, Scanner};
@@ -74,6 +74,8 @@ pub struct Daemon {
     /// Monotonic ms of the last connection or loss.
     broker_since: Option<u64>,
     reconnects: u64,
+    /// Subscriptions the broker refused (until a reload changes them).
+    refused: Vec<String>,
     /// systemd notification, when started by systemd with `Type=notify`.
     notifier: Option<Notifier>,
 }
@@ -84,7 +86,6 @@ impl Daemon {
         mut config: Config,
         store: Store,
         agent_logs: PathBuf,
-        link_events: crossbeam_channel::Sender<LinkEvent>,
     ) -> anyhow::Result<Daemon> {
         let clock = Clock::new();
         let start = clock.now();
@@ -104,7 +105,7 @@ impl Daemon {
             online: "online",
             offline: "offline",
         };
-        let mut link = Link::new(&config.mqtt, presence, link_events)?;
+        let mut link = Link::new(&config.mqtt, presence)?;
         link.set_filters(monitor.subscriptions());
         Ok(Daemon {
             config_path,
@@ -123,6 +124,7 @@ impl Daemon {
             start,
             broker_since: None,
             reconnects: 0,
+            refused: Vec::new(),
             notifier: Notifier::from_env(),
         })
     }
@@ -138,7 +140,6 @@ impl Daemon {
     /// Runs until a stop signal; then disconnects and closes the store.
     pub fn run(
         mut self,
-        mut link_rx: Receiver<LinkEvent>,
         mut signals: Receiver<Signal>,
         mut control: Receiver<Request>,
     ) -> Result<(), StoreError> {
@@ -146,10 +147,12 @@ impl Daemon {
         if let Some(n) = &self.notifier {
             n.ready();
         }
-        self.link.poll(Instant::now());
+        let mut link_wake = self.link.wake().clone();
+        let mut events = Vec::with_capacity(MAX_BURST);
         let mut scans = self.agents.scans();
         loop {
             let now = Instant::now();
+            self.link.poll(now);
             if now >= next_tick {
                 self.tick(now);
                 next_tick = self.next_tick();
@@ -159,25 +162,27 @@ impl Daemon {
             if self.monitor.replays_pending() {
                 self.replay_hellos();
             }
-            if self.replay_cursor.is_some() && self.link.is_connected() {
+            if self.replay_cursor.is_some() && self.link.is_connected() && self.link.has_room() {
                 self.replay_page();
             }
             if self.counting {
                 self.counting = self.monitor.next_counts(COUNT_PAGE, &mut self.out);
                 self.flush();
             }
-            let mut wake = self.store.due().map_or(next_tick, |due| due.min(next_tick));
+            let mut wake = [self.store.due(), self.link.next_due()]
+                .into_iter()
+                .flatten()
+                .fold(next_tick, Instant::min);
             if self.replay_cursor.is_some() || self.counting || self.monitor.replays_pending() {
                 wake = wake.min(now + PACE);
             }
             select! {
-                recv(link_rx) -> ev => {
-                    let Ok(ev) = ev else {
-                        link_rx = never();
-                        continue;
-                    };
-                    self.on_link_event(ev);
-                    for ev in link_rx.try_iter().take(MAX_BURST) {
+                recv(link_wake) -> woken => {
+                    if woken.is_err() {
+                        link_wake = never();
+                    }
+                    self.link.drain(&mut events, MAX_BURST, Instant::now());
+                    for ev in events.drain(..) {
                         self.on_link_event(ev);
                     }
                 }
@@ -210,7 +215,7 @@ impl Daemon {
     /// Carries out what the monitor asked for.
     fn flush(&mut self) {
         for p in self.out.publishes.drain(..) {
-            self.link.publish(&p.topic, &p.payload, p.retain);
+            self.link.publish(&p.topic, &p.payload, p.retain, p.class);
         }
         for e in self.out.events.drain(..) {
             self.store.push_event(e);
@@ -225,42 +230,54 @@ impl Daemon {
 
     fn on_link_event(&mut self, ev: LinkEvent) {
         let now = self.clock.now();
-        if let LinkEvent::Message(msg) = ev {
-            self.messages += 1;
-            if self.link.is_echo(&msg) {
-                return;
+        match ev {
+            LinkEvent::Message(msg) => {
+                self.messages += 1;
+                if self.link.is_echo(&msg) {
+                    return;
+                }
+                let state = self.monitor.on_message(
+                    &msg.topic,
+                    &msg.payload,
+                    msg.retained,
+                    now,
+                    &mut self.out,
+                );
+                if state {
+                    self.store.record(msg.topic.as_bytes(), &msg.payload);
+                    self.states_stored += 1;
+                }
+                if !self.out.publishes.is_empty() || !self.out.events.is_empty() {
+                    self.flush();
+                }
             }
-            let state =
-                self.monitor
-                    .on_message(&msg.topic, &msg.payload, msg.retained, now, &mut self.out);
-            if state {
-                self.store.record(msg.topic.as_bytes(), &msg.payload);
-                self.states_stored += 1;
+            LinkEvent::Connected => {
+                if self.broker_since.is_some() {
+                    self.reconnects += 1;
+                }
+                self.broker_since = Some(now.mono_ms);
+                // The link published the birth; the core's first publications
+                // go before the subscriptions (a broker handles a connection's
+                // packets in order).
+                self.monitor.on_connected(now, &mut self.out);
+                self.flush();
+                self.link.subscribe_all();
+                if self.monitor.take_startup_replay() {
+                    self.replay_cursor = Some(Vec::new());
+                }
             }
-            if !self.out.publishes.is_empty() || !self.out.events.is_empty() {
+            LinkEvent::Lost => {
+                self.broker_since = Some(now.mono_ms);
+                self.monitor.on_disconnected(now, &mut self.out);
                 self.flush();
             }
-            return;
-        }
-        let was_connected = self.link.is_connected();
-        if self.link.on_event(&ev, Instant::now()) {
-            if self.broker_since.is_some() {
-                self.reconnects += 1;
+            LinkEvent::SubscriptionsRefused(filters) => {
+                for f in filters {
+                    if !self.refused.contains(&f) {
+                        self.refused.push(f);
+                    }
+                }
             }
-            self.broker_since = Some(now.mono_ms);
-            // Connected: the link published the birth; the core's first
-            // publications go before the subscriptions (a broker handles a
-            // connection's packets in order).
-            self.monitor.on_connected(now, &mut self.out);
-            self.flush();
-            self.link.subscribe_all();
-            if self.monitor.take_startup_replay() {
-                self.replay_cursor = Some(Vec::new());
-            }
-        } else if was_connected && !self.link.is_connected() {
-            self.broker_since = Some(now.mono_ms);
-            self.monitor.on_disconnected(now, &mut self.out);
-            self.flush();
         }
     }
 
@@ -317,7 +334,8 @@ impl Daemon {
                 connected: self.link.is_connected(),
                 since_ms: self.broker_since.map(|t| now.wall_of(t)),
                 reconnects: self.reconnects,
-                ..Default::default()
+                refused: self.refused.clone(),
+                dropped: self.link.stats().dropped_repeats,
             },
             messages: self.messages,
             states_stored: self.states_stored,
@@ -334,7 +352,10 @@ impl Daemon {
     /// held up. Reads see the states not committed yet.
     fn replay_hellos(&mut self) {
         let budget = Instant::now() + REPLAY_BUDGET;
-        while let Some(plan) = self.monitor.next_replay() {
+        while self.link.has_room() {
+            let Some(plan) = self.monitor.next_replay() else {
+                break;
+            };
             let mut states: Vec<(String, Vec<u8>)> = Vec::new();
             let read = self.store.for_each_state(plan.filters, |topic, payload| {
                 if plan.wants(topic) {
@@ -348,7 +369,8 @@ impl Daemon {
                 );
             }
             for (topic, payload) in &states {
-                self.link.publish(topic, payload, plan.retain);
+                self.link
+                    .publish(topic, payload, plan.retain, Class::Replay);
             }
             if Instant::now() >= budget {
                 break;
@@ -370,7 +392,7 @@ impl Daemon {
         let scan = self.store.scan_after(after, REPLAY_PAGE, |k, v| {
             if let Ok(topic) = std::str::from_utf8(k) {
                 if monitor.is_replayable(topic) {
-                    link.publish(topic, v, retain);
+                    link.publish(topic, v, retain, Class::Replay);
                     sent += 1;
                 }
             }
@@ -391,7 +413,6 @@ impl Daemon {
         if let Some(n) = &self.notifier {
             n.alive();
         }
-        self.link.poll(at);
         self.link.expire_echoes(at);
         self.monitor.tick(now, &mut self.out);
         self.counting = self.monitor.next_counts(COUNT_PAGE, &mut self.out);
@@ -477,6 +498,7 @@ impl Daemon {
         self.config.homeassistant = new.homeassistant;
         self.counting = false;
         self.flush();
+        self.refused.clear();
         self.link.set_filters(self.monitor.subscriptions());
     }
 }

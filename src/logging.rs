@@ -19,6 +19,11 @@ const OWN: &str = "iotmonitor";
 const CAPS: &[(&str, LevelFilter)] = &[
     ("paho_mqtt", LevelFilter::Info),
     ("paho_mqtt_c", LevelFilter::Warn),
+    // The link logs connection losses and subscription failures once, in
+    // words; the wrapper's own lines would repeat them (with a pointer
+    // address).
+    ("paho_mqtt::async_client", LevelFilter::Error),
+    ("paho_mqtt::token", LevelFilter::Error),
 ];
 
 /// Sets up the logger from `RUST_LOG`.

@@ -65,7 +65,6 @@ fn run(
     store: Store,
     agent_logs: PathBuf,
 ) -> anyhow::Result<()> {
-    let (link_tx, link_rx) = crossbeam_channel::unbounded();
     let signals = signal_channel()?;
     // With the embedded broker, the daemon talks to its own listener.
     #[cfg(feature = "broker")]
@@ -82,8 +81,8 @@ fn run(
     if let Some(addr) = config.http_bind {
         http::spawn(addr, control_tx)?;
     }
-    let daemon = Daemon::new(config_path, config, store, agent_logs, link_tx)?;
-    daemon.run(link_rx, signals, control_rx)?;
+    let daemon = Daemon::new(config_path, config, store, agent_logs)?;
+    daemon.run(signals, control_rx)?;
     Ok(())
 }
 

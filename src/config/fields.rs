@@ -27,6 +27,7 @@ pub struct Mqtt {
     pub password: Option<Text>,
     pub clientid: Option<ClientId>,
     pub retain_states: Option<Flag>,
+    pub keep_alive: Option<KeepAlive>,
     pub ca_file: Option<Spanned<Text>>,
     pub cert_file: Option<Spanned<Text>>,
     pub key_file: Option<Spanned<Text>>,
@@ -205,6 +206,7 @@ deserialize_by_check!(
     Text,
     Flag,
     Seconds,
+    KeepAlive,
     Topic,
     FilterItem,
     Filters,
@@ -263,6 +265,28 @@ impl Check for Seconds {
             Value::Integer(n) if n > 0 && n as u64 <= MAX_WATCH_TIMEOUT => Ok(Seconds(n as u64)),
             _ => Err(format!(
                 "must be a positive whole number of seconds (at most {MAX_WATCH_TIMEOUT})"
+            )),
+        }
+    }
+}
+
+/// `keepAlive`: whole seconds within [`KEEP_ALIVE_RANGE`].
+pub struct KeepAlive(pub u64);
+
+/// A dead broker link is noticed within 1.5 × `keepAlive`: shorter than 5 s
+/// would be noise, longer than an hour a typo.
+pub const KEEP_ALIVE_RANGE: std::ops::RangeInclusive<u64> = 5..=3600;
+
+impl Check for KeepAlive {
+    fn check(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Integer(n) if n >= 0 && KEEP_ALIVE_RANGE.contains(&(n as u64)) => {
+                Ok(KeepAlive(n as u64))
+            }
+            _ => Err(format!(
+                "must be a whole number of seconds from {} to {}",
+                KEEP_ALIVE_RANGE.start(),
+                KEEP_ALIVE_RANGE.end()
             )),
         }
     }

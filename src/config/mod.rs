@@ -27,6 +27,9 @@ use text::{sections, sections_stand_alone, semicolon_comments, Lines};
 
 pub const DEFAULT_BASE_TOPIC: &str = "home/monitoring";
 pub const DEFAULT_CLIENT_ID: &str = "iotmonitor";
+/// `[mqtt] keepAlive`: a dead broker link is noticed within 1.5 times this
+/// many seconds (see link/mod.rs for the MQTT keep-alive it announces).
+pub const DEFAULT_KEEP_ALIVE: u64 = 20;
 pub const DEFAULT_WATCH_TIMEOUT: u64 = 30;
 pub const DEFAULT_HA_PREFIX: &str = "homeassistant";
 
@@ -53,6 +56,8 @@ pub struct MqttConfig {
     pub password: Option<String>,
     pub client_id: String,
     pub retain_states: bool,
+    /// Seconds: a dead broker link is noticed within 1.5 times this.
+    pub keep_alive: u64,
     pub tls: Tls,
 }
 
@@ -406,6 +411,7 @@ impl Loader<'_> {
             password: Text::non_empty(raw.password),
             client_id: raw.clientid.map_or(DEFAULT_CLIENT_ID.into(), |c| c.0),
             retain_states: raw.retain_states.is_some_and(|f| f.0),
+            keep_alive: raw.keep_alive.map_or(DEFAULT_KEEP_ALIVE, |k| k.0),
             tls: Tls {
                 ca_file: self.file("mqtt.caFile", raw.ca_file)?,
                 cert_file: self.file("mqtt.certFile", raw.cert_file)?,
@@ -612,6 +618,18 @@ mod tests {
     }
 
     const MQTT: &str = "[mqtt]\nserverAddress=\"tcp://localhost:1883\"\n";
+
+    #[test]
+    fn keep_alive_defaults_and_bounds() {
+        assert_eq!(load_str(MQTT).unwrap().config.mqtt.keep_alive, 20);
+        let c = load_str(&format!("{MQTT}keepAlive=60\n")).unwrap();
+        assert_eq!(c.config.mqtt.keep_alive, 60);
+        for v in ["4", "3601", "\"20\"", "-1"] {
+            let e = err(&format!("{MQTT}keepAlive={v}\n"));
+            assert_eq!(e.key.as_deref(), Some("mqtt.keepAlive"), "{v}");
+            assert_eq!(e.line, Some(3), "{v}");
+        }
+    }
 
     /// The original iotmonitor's example configuration, as shipped.
     const ORIGINAL: &str = include_str!("../../tests/fixtures/original-config.toml");
@@ -1005,6 +1023,7 @@ mod tests {
                 "password",
                 "clientid",
                 "retainStates",
+                "keepAlive",
                 "caFile",
                 "certFile",
                 "keyFile",
@@ -1057,7 +1076,7 @@ mod tests {
         assert!(!s.contains("pw-"), "{s}");
         let s = load_str(MQTT).unwrap().config.summary();
         for line in [
-            "[mqtt] broker tcp://localhost:1883 as client id 'iotmonitor', anonymous, base topic home/monitoring, states replayed not retained",
+            "[mqtt] broker tcp://localhost:1883 as client id 'iotmonitor', anonymous, base topic home/monitoring, states replayed not retained, keepAlive 20 s",
             "[http] off (no status page)",
             "[homeassistant] discovery off",
             "[broker] off (external broker)",

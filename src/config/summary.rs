@@ -27,8 +27,8 @@ impl Config {
         };
         let _ = writeln!(
             out,
-            "[mqtt] broker {broker} as client id '{}', {credentials}, base topic {}, states replayed {retain}",
-            m.client_id, m.base_topic
+            "[mqtt] broker {broker} as client id '{}', {credentials}, base topic {}, states replayed {retain}, keepAlive {} s",
+            m.client_id, m.base_topic, m.keep_alive
         );
         if let Some(tls) = self.tls_line() {
             let _ = writeln!(out, "[mqtt] TLS: {tls}");

@@ -43,18 +43,20 @@ const LAST_SEEN_EVERY_MS: u64 = 60_000;
 /// More devices expiring in one tick than this are logged as one line.
 const EXPIRY_LOG_LINES: usize = 3;
 
-/// How a publish may be treated when the broker is slow.
+/// What a publish is, which decides how the link treats it when the
+/// broker is slow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     /// Sent again at the next tick anyway (`B/up`, hello counts): the
     /// first to be dropped when the link is congested.
     Repeat,
-    /// `B/expired/…`: never dropped.
+    /// `B/expired/…`, `B/startedprocess/…`: never dropped (QoS 0, not
+    /// retained, as the original).
     Alert,
     /// A replayed state: never dropped.
     Replay,
-    /// A retained fact (availability, discovery, last seen) or an agent
-    /// launch: never dropped, sent at QoS 1.
+    /// A retained fact (availability, presence, discovery, last seen):
+    /// never dropped, sent at QoS 1.
     Retained,
 }
 
@@ -863,7 +865,7 @@ impl Monitor {
             topic: self.topics.started(name),
             payload: (now.wall_ms / 1000).to_string().into_bytes(),
             retain: false,
-            class: Class::Retained,
+            class: Class::Alert,
         };
         if self.connected {
             out.publishes.push(publish);

@@ -1,13 +1,16 @@
 //! Test harness: a real mosquitto on a free loopback port, the real
-//! iotmonitor binary in a temporary directory, and a real MQTT client.
-//! Everything started here is stopped by pid when dropped.
+//! iotmonitor binary in a temporary directory, a real MQTT client, and a
+//! TCP relay to break the link between them on demand. Everything started
+//! here is stopped by pid (threads: joined or told to stop) when dropped.
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use paho_mqtt as mqtt;
@@ -470,4 +473,206 @@ pub fn wait_http(port: u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("status page did not listen on {port}");
+}
+
+/// Polls `cond` every 20 ms until it holds (true) or `timeout` passes
+/// (false).
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelayMode {
+    Forward,
+    /// Nothing forwarded either way, sockets kept open.
+    Blackhole,
+    /// At most this many bytes a second each way.
+    Throttle(usize),
+}
+
+struct RelayShared {
+    target: AtomicU16,
+    mode: Mutex<RelayMode>,
+    changed: Condvar,
+    /// Both sockets of every connection, to drop them on demand.
+    sockets: Mutex<Vec<TcpStream>>,
+    stop: AtomicBool,
+}
+
+impl RelayShared {
+    /// The mode once not blackholed (None: stopping).
+    fn open_mode(&self) -> Option<RelayMode> {
+        let mut mode = self.mode.lock().unwrap();
+        while *mode == RelayMode::Blackhole && !self.stop.load(Ordering::SeqCst) {
+            mode = self
+                .changed
+                .wait_timeout(mode, Duration::from_millis(50))
+                .unwrap()
+                .0;
+        }
+        (!self.stop.load(Ordering::SeqCst)).then_some(*mode)
+    }
+}
+
+/// A TCP relay on a free loopback port in front of a broker: it forwards
+/// both ways until told to blackhole (stop forwarding in both directions,
+/// every socket kept open: a half-open link whose data is delivered after
+/// `heal`, as TCP would after an outage), to throttle, to drop its
+/// connections, or to send new connections to another port.
+pub struct Relay {
+    pub port: u16,
+    shared: Arc<RelayShared>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    pub fn start(target: u16) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // A small receive buffer (inherited by accepted sockets), so that
+        // a throttled link fills up in seconds rather than after the
+        // megabytes loopback TCP would otherwise buffer.
+        let rcvbuf: libc::c_int = 16 << 10;
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&listener),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &rcvbuf as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(RelayShared {
+            target: AtomicU16::new(target),
+            mode: Mutex::new(RelayMode::Forward),
+            changed: Condvar::new(),
+            sockets: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        let accept = std::thread::spawn(move || {
+            for down in listener.incoming() {
+                if s.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(down) = down else { continue };
+                let target = s.target.load(Ordering::SeqCst);
+                // Nothing behind: the client sees its connection closed.
+                let Ok(up) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let _ = down.set_nodelay(true);
+                let _ = up.set_nodelay(true);
+                {
+                    let mut sockets = s.sockets.lock().unwrap();
+                    sockets.push(down.try_clone().unwrap());
+                    sockets.push(up.try_clone().unwrap());
+                }
+                for (from, to) in [
+                    (down.try_clone().unwrap(), up.try_clone().unwrap()),
+                    (up, down),
+                ] {
+                    let s = s.clone();
+                    std::thread::spawn(move || relay_pump(&s, from, to));
+                }
+            }
+        });
+        Relay {
+            port,
+            shared,
+            accept: Some(accept),
+        }
+    }
+
+    fn set(&self, mode: RelayMode) {
+        *self.shared.mode.lock().unwrap() = mode;
+        self.shared.changed.notify_all();
+    }
+
+    /// Stops forwarding both ways; connections stay open.
+    pub fn blackhole(&self) {
+        self.set(RelayMode::Blackhole);
+    }
+
+    /// Forwards again at full speed (what was held back first).
+    pub fn heal(&self) {
+        self.set(RelayMode::Forward);
+    }
+
+    /// At most `bytes_per_s` each way.
+    pub fn throttle(&self, bytes_per_s: usize) {
+        self.set(RelayMode::Throttle(bytes_per_s));
+    }
+
+    /// New connections go to this port from now on.
+    pub fn retarget(&self, port: u16) {
+        self.shared.target.store(port, Ordering::SeqCst);
+    }
+
+    /// Closes every connection (both ends).
+    pub fn drop_connections(&self) {
+        for s in self.shared.sockets.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Copies `from` to `to` as the relay's mode allows, until either closes.
+fn relay_pump(shared: &RelayShared, mut from: TcpStream, mut to: TcpStream) {
+    const SLICE: Duration = Duration::from_millis(50);
+    let _ = from.set_read_timeout(Some(SLICE));
+    let mut buf = vec![0u8; 64 << 10];
+    while let Some(mode) = shared.open_mode() {
+        let max = match mode {
+            RelayMode::Throttle(rate) => (rate / 20).max(1),
+            _ => buf.len(),
+        };
+        match from.read(&mut buf[..max]) {
+            Ok(0) => {
+                let _ = to.shutdown(Shutdown::Write);
+                return;
+            }
+            Ok(n) => {
+                // Read just as a blackhole began: held until it ends.
+                let Some(mode) = shared.open_mode() else {
+                    break;
+                };
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                if let RelayMode::Throttle(_) = mode {
+                    std::thread::sleep(SLICE);
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.changed.notify_all();
+        self.drop_connections();
+        // Unblocks the accept loop, which then sees `stop`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
 }

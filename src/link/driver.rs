@@ -1,0 +1,462 @@
+//! The link's own thread, the only one that calls into Paho.
+//!
+//! Paho's entry points (publish, subscribe, connect, destroy) take Paho's
+//! global `mqttasync_mutex`, which Paho's receive thread holds while it
+//! runs the message callback, and that callback may wait for room in the
+//! hand-off. So the main loop must never call Paho itself: it sends
+//! `Command`s here, and this thread may wait for the mutex as long as it
+//! takes. Results come back as `Report`s through the hand-off; publish
+//! completions through the window's waker.
+//!
+//! Paho's tokens are futures: this thread polls them with a waker that
+//! sends it a token of its own when Paho completes one, so it never blocks
+//! on an outcome (only the diagnosis of a failed connect blocks, on a
+//! thread of its own).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, select, Receiver, Sender};
+use log::warn;
+use paho_mqtt as mqtt;
+
+use super::failure::{classify, diagnose, Failure, Server};
+use super::handoff::{Handoff, Report};
+use super::window::{Counts, MAX_MESSAGES};
+use super::{Incoming, Presence, CONNECT_TIMEOUT};
+use crate::config::{MqttConfig, Tls};
+
+pub(crate) const V5: u32 = mqtt::MQTT_VERSION_5;
+pub(crate) const V311: u32 = mqtt::MQTT_VERSION_3_1_1;
+
+pub(crate) enum Command {
+    /// Start a connection attempt speaking this MQTT version.
+    Connect(u32),
+    /// Count the publishes of the new connection here.
+    Window(Arc<Counts>),
+    Publish(mqtt::Message),
+    Subscribe(Vec<String>),
+    Unsubscribe(Vec<String>),
+    /// Publish the offline presence when connected, disconnect, say done.
+    Shutdown {
+        timeout: Duration,
+        done: Sender<()>,
+    },
+}
+
+/// What a pending token stands for.
+enum Awaited {
+    Connect,
+    Subscribe(Vec<String>),
+}
+
+/// Wakes the driver when Paho completes one of its tokens.
+struct Poke(Sender<()>);
+
+impl Wake for Poke {
+    fn wake(self: Arc<Self>) {
+        let _ = self.0.try_send(());
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let _ = self.0.try_send(());
+    }
+}
+
+/// The retained last will (also published at a clean shutdown).
+struct Will {
+    topic: String,
+    payload: &'static str,
+}
+
+struct Driver {
+    cfg: MqttConfig,
+    /// The MQTT keep-alive announced to the broker.
+    keep_alive: Duration,
+    will: Will,
+    handoff: Arc<Handoff>,
+    client: mqtt::AsyncClient,
+    opts: mqtt::ConnectOptions,
+    version: u32,
+    window: Option<Arc<Counts>>,
+    awaited: Vec<(mqtt::Token, Awaited)>,
+    poke: Waker,
+    /// A publish was refused: warned once until one is accepted again.
+    refusing: bool,
+}
+
+/// Builds the first client (so that a bad address or TLS file fails at
+/// start-up) and starts the thread; returns where to send commands.
+pub(crate) fn spawn(
+    cfg: &MqttConfig,
+    keep_alive: Duration,
+    presence: &Presence,
+    handoff: Arc<Handoff>,
+) -> anyhow::Result<Sender<Command>> {
+    let will = Will {
+        topic: presence.topic.clone(),
+        payload: presence.offline,
+    };
+    let (client, opts) = build(cfg, keep_alive, &will, &handoff, V5)?;
+    let (pokes_tx, pokes) = bounded(1);
+    let driver = Driver {
+        cfg: cfg.clone(),
+        keep_alive,
+        will,
+        handoff,
+        client,
+        opts,
+        version: V5,
+        window: None,
+        awaited: Vec::new(),
+        poke: Waker::from(Arc::new(Poke(pokes_tx))),
+        refusing: false,
+    };
+    let (tx, commands) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("mqtt-link".into())
+        .spawn(move || driver.run(&commands, &pokes))?;
+    Ok(tx)
+}
+
+impl Driver {
+    fn run(mut self, commands: &Receiver<Command>, pokes: &Receiver<()>) {
+        loop {
+            select! {
+                recv(commands) -> cmd => match cmd {
+                    Ok(Command::Shutdown { timeout, done }) => {
+                        self.shutdown(timeout);
+                        let _ = done.send(());
+                        return;
+                    }
+                    Ok(cmd) => self.execute(cmd),
+                    Err(_) => return,
+                },
+                recv(pokes) -> _ => self.poll_awaited(),
+            }
+        }
+    }
+
+    fn execute(&mut self, cmd: Command) {
+        match cmd {
+            Command::Connect(version) => self.connect(version),
+            Command::Window(counts) => self.window = Some(counts),
+            Command::Publish(msg) => self.publish(msg),
+            Command::Subscribe(filters) => self.subscribe(filters),
+            Command::Unsubscribe(filters) => drop(self.client.unsubscribe_many(&filters)),
+            Command::Shutdown { .. } => unreachable!("handled by run"),
+        }
+    }
+
+    fn connect(&mut self, version: u32) {
+        // Outcomes still awaited belong to the connection that is gone.
+        self.awaited.clear();
+        if version != self.version {
+            match build(
+                &self.cfg,
+                self.keep_alive,
+                &self.will,
+                &self.handoff,
+                version,
+            ) {
+                Ok((client, opts)) => {
+                    self.client = client;
+                    self.opts = opts;
+                    self.version = version;
+                }
+                Err(e) => {
+                    let failure = Failure::Other(format!("{e:#}"));
+                    self.handoff.report(Report::ConnectFailed(failure));
+                    return;
+                }
+            }
+        }
+        let token = self.client.connect(self.opts.clone());
+        self.await_token(token, Awaited::Connect);
+    }
+
+    fn publish(&mut self, msg: mqtt::Message) {
+        let Some(counts) = &self.window else {
+            return;
+        };
+        match self.client.try_publish(msg) {
+            Ok(mut token) => {
+                self.refusing = false;
+                let waker = Waker::from(counts.clone());
+                if Pin::new(&mut token)
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_ready()
+                {
+                    counts.complete();
+                }
+            }
+            Err(e) => {
+                counts.complete();
+                // Disconnected: the loss is reported (once) by the link.
+                let lost = matches!(&e, mqtt::Error::Publish(rc, _)
+                    if matches!(mqtt::Error::from(*rc), mqtt::Error::Disconnected));
+                if !lost && !self.refusing {
+                    self.refusing = true;
+                    warn!(
+                        "publish refused by the MQTT client ({e}): dropping until it accepts again"
+                    );
+                }
+            }
+        }
+    }
+
+    fn subscribe(&mut self, filters: Vec<String>) {
+        // MQTT 5 "no local": the broker does not send back what the daemon
+        // itself publishes. With 3.1.1 the link's echo guard drops those.
+        let qos = vec![mqtt::QOS_0; filters.len()];
+        let token = if self.version == V5 {
+            let opts = vec![mqtt::SubscribeOptions::with_no_local(); filters.len()];
+            self.client
+                .subscribe_many_with_options(&filters, &qos, &opts, None)
+        } else {
+            self.client.subscribe_many(&filters, &qos)
+        };
+        self.await_token(token, Awaited::Subscribe(filters));
+    }
+
+    fn await_token(&mut self, mut token: mqtt::Token, what: Awaited) {
+        match Pin::new(&mut token).poll(&mut Context::from_waker(&self.poke)) {
+            Poll::Ready(result) => self.outcome(what, result),
+            Poll::Pending => self.awaited.push((token, what)),
+        }
+    }
+
+    fn poll_awaited(&mut self) {
+        for (mut token, what) in std::mem::take(&mut self.awaited) {
+            match Pin::new(&mut token).poll(&mut Context::from_waker(&self.poke)) {
+                Poll::Ready(result) => self.outcome(what, result),
+                Poll::Pending => self.awaited.push((token, what)),
+            }
+        }
+    }
+
+    fn outcome(&mut self, what: Awaited, result: mqtt::Result<mqtt::ServerResponse>) {
+        match (what, result) {
+            // Success is reported by the connected callback, in order with
+            // the messages and the loss that may follow.
+            (Awaited::Connect, Ok(_)) => {}
+            (Awaited::Connect, Err(e)) => self.connect_failed(&e),
+            (Awaited::Subscribe(filters), result) => {
+                let refused = refused(&filters, self.version, result);
+                if !refused.is_empty() {
+                    self.handoff.report(Report::Refused(refused));
+                }
+            }
+        }
+    }
+
+    fn connect_failed(&self, e: &mqtt::Error) {
+        if let Some(failure) = classify(e, CONNECT_TIMEOUT) {
+            self.handoff.report(Report::ConnectFailed(failure));
+            return;
+        }
+        let Some(server) = Server::parse(&self.cfg.server_address) else {
+            let failure = Failure::Other(e.to_string());
+            self.handoff.report(Report::ConnectFailed(failure));
+            return;
+        };
+        // Finding out why blocks (DNS, TCP connect): on a thread of its own.
+        let handoff = self.handoff.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mqtt-diagnose".into())
+            .spawn(move || {
+                let failure = diagnose(&server, CONNECT_TIMEOUT);
+                handoff.report(Report::ConnectFailed(failure));
+            });
+        if spawned.is_err() {
+            self.handoff
+                .report(Report::ConnectFailed(Failure::Other(e.to_string())));
+        }
+    }
+
+    fn shutdown(&mut self, timeout: Duration) {
+        if !self.client.is_connected() {
+            return;
+        }
+        let msg = mqtt::Message::new_retained(&self.will.topic, self.will.payload, mqtt::QOS_1);
+        let _ = self.client.publish(msg).wait_for(timeout);
+        let _ = self.client.disconnect(None).wait_for(timeout);
+    }
+}
+
+/// The filters a SUBACK refused, each with the reason. Paho reports a
+/// refused single-filter subscription as a failure instead of a list.
+fn refused(
+    filters: &[String],
+    version: u32,
+    result: mqtt::Result<mqtt::ServerResponse>,
+) -> Vec<(String, String)> {
+    match result {
+        Ok(rsp) => match rsp.request_response() {
+            mqtt::RequestResponse::SubscribeMany(codes) => refused_codes(filters, codes, version),
+            _ => Vec::new(),
+        },
+        Err(mqtt::Error::ReasonCode(rc, _)) => filters
+            .iter()
+            .map(|f| (f.clone(), rc.to_string()))
+            .collect(),
+        Err(mqtt::Error::Failure) if filters.len() == 1 => {
+            vec![(filters[0].clone(), "refused".to_string())]
+        }
+        // The connection went away: the next one subscribes again.
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The filters whose SUBACK code is a refusal: MQTT 5 reason codes and the
+/// 3.1.1 failure code are 0x80 and above.
+fn refused_codes(filters: &[String], codes: &[i32], version: u32) -> Vec<(String, String)> {
+    filters
+        .iter()
+        .zip(codes)
+        .filter(|(_, &c)| c >= 0x80)
+        .map(|(f, &c)| {
+            let why = if version == V5 {
+                mqtt::ReasonCode::from(c as u32).to_string()
+            } else {
+                "refused".to_string()
+            };
+            (f.clone(), why)
+        })
+        .collect()
+}
+
+/// TLS with server certificate and host name verification; client
+/// certificate when configured.
+fn ssl_options(tls: &Tls) -> anyhow::Result<mqtt::SslOptions> {
+    let mut ssl = mqtt::SslOptionsBuilder::new();
+    ssl.enable_server_cert_auth(true).verify(true);
+    if let Some(ca) = &tls.ca_file {
+        ssl.trust_store(ca)?;
+    }
+    if let Some(cert) = &tls.cert_file {
+        ssl.key_store(cert)?;
+    }
+    if let Some(key) = &tls.key_file {
+        ssl.private_key(key)?;
+    }
+    if let Some(pw) = &tls.key_password {
+        ssl.private_key_password(pw);
+    }
+    Ok(ssl.finalize())
+}
+
+/// A Paho client for `cfg` speaking `version`, its callbacks feeding the
+/// hand-off, and its connect options.
+fn build(
+    cfg: &MqttConfig,
+    keep_alive: Duration,
+    will: &Will,
+    handoff: &Arc<Handoff>,
+    version: u32,
+) -> anyhow::Result<(mqtt::AsyncClient, mqtt::ConnectOptions)> {
+    let create = mqtt::CreateOptionsBuilder::new()
+        .server_uri(&cfg.server_address)
+        .client_id(&cfg.client_id)
+        .persistence(mqtt::PersistenceType::None)
+        .mqtt_version(version)
+        // The link keeps at most MAX_MESSAGES publishes in Paho; the rest
+        // wait in its outbox. This is only a safety net.
+        .max_buffered_messages(2 * MAX_MESSAGES as i32)
+        .send_while_disconnected(false)
+        .finalize();
+    let client = mqtt::AsyncClient::new(create).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create an MQTT client for {}: {e}",
+            cfg.server_address
+        )
+    })?;
+    let h = handoff.clone();
+    client.set_connected_callback(move |_| h.report(Report::Connected));
+    let h = handoff.clone();
+    client.set_connection_lost_callback(move |_| h.report(Report::Lost));
+    let h = handoff.clone();
+    // Runs on Paho's receive thread, which holds Paho's mutex meanwhile: it
+    // may wait for room in the hand-off (see the module doc).
+    client.set_message_callback(move |_, msg| {
+        if let Some(msg) = msg {
+            h.message(Incoming {
+                topic: msg.topic().to_string(),
+                payload: msg.payload().to_vec(),
+                retained: msg.retained(),
+            });
+        }
+    });
+
+    let will = mqtt::Message::new_retained(&will.topic, will.payload, mqtt::QOS_1);
+    let mut builder = if version == V5 {
+        mqtt::ConnectOptionsBuilder::new_v5()
+    } else {
+        mqtt::ConnectOptionsBuilder::with_mqtt_version(version)
+    };
+    builder
+        .keep_alive_interval(keep_alive)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .will_message(will);
+    if version == V5 {
+        builder.clean_start(true);
+    } else {
+        builder.clean_session(true);
+    }
+    if let Some(user) = &cfg.user {
+        builder.user_name(user);
+    }
+    if let Some(password) = &cfg.password {
+        builder.password(password.as_str());
+    }
+    if cfg.server_address.starts_with("ssl://") || cfg.server_address.starts_with("mqtts://") {
+        builder.ssl_options(ssl_options(&cfg.tls)?);
+    }
+    Ok((client, builder.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filters(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn refused_filters_with_their_reasons() {
+        let f = filters(&["a/#", "t/secret/#", "b"]);
+        // A single refused filter comes back as a failure.
+        assert_eq!(
+            refused(
+                &f[1..2],
+                V5,
+                Err(mqtt::Error::ReasonCode(
+                    mqtt::ReasonCode::NotAuthorized,
+                    mqtt::Properties::new()
+                ))
+            ),
+            vec![("t/secret/#".to_string(), "Not authorized".to_string())]
+        );
+        assert_eq!(
+            refused(&f[1..2], V311, Err(mqtt::Error::Failure)),
+            vec![("t/secret/#".to_string(), "refused".to_string())]
+        );
+        // A lost connection refuses nothing.
+        assert!(refused(&f, V5, Err(mqtt::Error::OperationIncomplete)).is_empty());
+        assert_eq!(
+            refused_codes(&f, &[0, 0x87, 1], V5),
+            vec![("t/secret/#".to_string(), "Not authorized".to_string())]
+        );
+        assert_eq!(
+            refused_codes(&f, &[0x80, 0, 0x80], V311),
+            vec![
+                ("a/#".to_string(), "refused".to_string()),
+                ("b".to_string(), "refused".to_string())
+            ]
+        );
+    }
+}

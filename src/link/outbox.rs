@@ -1,0 +1,248 @@
+//! The outbox: publishes waiting for room in Paho's queue (see `Window`)
+//! while the broker takes them slower than the daemon makes them.
+//!
+//! It holds at most one message per topic: a newer publish on a queued
+//! topic takes the queued one's place (same position, latest payload).
+//! Everything the daemon repeats is per topic (`B/up`, alerts, hello
+//! counts, availability), so the outbox stays bounded by the number of
+//! topics however long the broker is slow. A replaced repeat counts as
+//! dropped; the others lose nothing: the broker gets the latest value.
+//!
+//! Beyond `BUDGET` bytes, the oldest repeats (`B/up`,
+//! `B/helloTopicCount/…`) are dropped and counted. Alerts, replayed states
+//! and retained messages are never dropped: the daemon pauses what it can
+//! pause (replays) while `has_room` is false.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
+
+use crate::monitor::Class;
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub topic: Rc<str>,
+    pub payload: Vec<u8>,
+    pub retained: bool,
+    pub class: Class,
+}
+
+impl Pending {
+    fn cost(&self) -> usize {
+        // The entry, its index slot and their allocation overhead.
+        2 * self.topic.len() + self.payload.len() + 96
+    }
+}
+
+/// Bytes above which `has_room` says no: replays wait.
+const HIGH_WATER: usize = 256 << 10;
+/// Bytes above which the oldest repeats are dropped.
+const BUDGET: usize = 1 << 20;
+
+#[derive(Default)]
+pub(crate) struct Outbox {
+    /// By sequence number: the order of first arrival.
+    queue: BTreeMap<u64, Pending>,
+    next_seq: u64,
+    by_topic: HashMap<Rc<str>, u64>,
+    /// Sequence numbers of the queued repeats.
+    repeats: BTreeSet<u64>,
+    bytes: usize,
+    dropped_repeats: u64,
+}
+
+impl Outbox {
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn has_room(&self) -> bool {
+        self.bytes < HIGH_WATER
+    }
+
+    pub fn dropped_repeats(&self) -> u64 {
+        self.dropped_repeats
+    }
+
+    pub fn push(&mut self, topic: &str, payload: &[u8], retained: bool, class: Class) {
+        if let Some(&seq) = self.by_topic.get(topic) {
+            let p = self.queue.get_mut(&seq).expect("indexed entry queued");
+            self.bytes -= p.cost();
+            if p.class == Class::Repeat {
+                self.dropped_repeats += 1;
+                if class != Class::Repeat {
+                    self.repeats.remove(&seq);
+                }
+            } else if class == Class::Repeat {
+                self.repeats.insert(seq);
+            }
+            p.payload.clear();
+            p.payload.extend_from_slice(payload);
+            p.retained = retained;
+            p.class = class;
+            self.bytes += p.cost();
+        } else {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let p = Pending {
+                topic: Rc::from(topic),
+                payload: payload.to_vec(),
+                retained,
+                class,
+            };
+            self.bytes += p.cost();
+            self.by_topic.insert(p.topic.clone(), seq);
+            if class == Class::Repeat {
+                self.repeats.insert(seq);
+            }
+            self.queue.insert(seq, p);
+        }
+        while self.bytes > BUDGET {
+            let Some(seq) = self.repeats.pop_first() else {
+                break;
+            };
+            self.remove(seq);
+            self.dropped_repeats += 1;
+        }
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Pending> {
+        let p = self.queue.remove(&seq)?;
+        self.by_topic.remove(&p.topic);
+        self.repeats.remove(&seq);
+        self.bytes -= p.cost();
+        Some(p)
+    }
+
+    /// The oldest message.
+    pub fn pop(&mut self) -> Option<Pending> {
+        let seq = *self.queue.keys().next()?;
+        self.remove(seq)
+    }
+
+    /// Drops every repeat (the connection is gone: they are stale by the
+    /// time it is back).
+    pub fn drop_repeats(&mut self) {
+        while let Some(seq) = self.repeats.pop_first() {
+            self.remove(seq);
+            self.dropped_repeats += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(o: &mut Outbox) -> Vec<(String, String)> {
+        std::iter::from_fn(|| o.pop())
+            .map(|p| (p.topic.to_string(), String::from_utf8(p.payload).unwrap()))
+            .collect()
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn one_message_per_topic_at_its_first_place_with_the_latest_payload() {
+        let mut o = Outbox::default();
+        o.push("b/up", b"1", false, Class::Repeat);
+        o.push("b/expired/x", b"100", false, Class::Alert);
+        o.push("b/availability/x", b"offline", true, Class::Retained);
+        o.push("b/up", b"2", false, Class::Repeat);
+        o.push("b/availability/x", b"online", true, Class::Retained);
+        o.push("dev/st", b"on", false, Class::Replay);
+        assert_eq!(o.len(), 4);
+        assert_eq!(o.dropped_repeats(), 1, "b/up 1 replaced by 2");
+        assert_eq!(
+            drain(&mut o),
+            pairs(&[
+                ("b/up", "2"),
+                ("b/expired/x", "100"),
+                ("b/availability/x", "online"),
+                ("dev/st", "on"),
+            ])
+        );
+        assert_eq!(o.bytes(), 0);
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn over_budget_the_oldest_repeats_go_and_nothing_else() {
+        let mut o = Outbox::default();
+        let big = vec![b'x'; 1000];
+        // Alerts and replays well past the budget: all kept.
+        for i in 0..2000 {
+            o.push(&format!("b/expired/{i}"), &big, false, Class::Alert);
+            o.push(
+                &format!("b/helloTopicCount/{i}"),
+                b"1",
+                false,
+                Class::Repeat,
+            );
+        }
+        o.push("dev/st", &big, false, Class::Replay);
+        assert!(o.bytes() > BUDGET, "only repeats may be dropped");
+        assert!(!o.has_room());
+        let kept: Vec<(String, String)> = drain(&mut o);
+        assert_eq!(
+            kept.iter()
+                .filter(|(t, _)| t.starts_with("b/expired/"))
+                .count(),
+            2000
+        );
+        assert!(kept.iter().any(|(t, _)| t == "dev/st"));
+        assert!(
+            !kept
+                .iter()
+                .any(|(t, _)| t.starts_with("b/helloTopicCount/")),
+            "repeats dropped while over budget"
+        );
+        assert_eq!(o.dropped_repeats(), 2000);
+    }
+
+    #[test]
+    fn oldest_repeats_are_dropped_first() {
+        let mut o = Outbox::default();
+        let n = BUDGET / 200;
+        for i in 0..n {
+            o.push(
+                &format!("b/helloTopicCount/{i}"),
+                &[b'1'; 80],
+                false,
+                Class::Repeat,
+            );
+        }
+        let dropped = o.dropped_repeats() as usize;
+        assert!(dropped > 0, "budget never reached");
+        let first = o.pop().unwrap();
+        assert_eq!(&*first.topic, format!("b/helloTopicCount/{dropped}"));
+        o.push("b/helloTopicCount/0", b"2", false, Class::Repeat);
+        assert_eq!(
+            o.by_topic.len(),
+            o.queue.len(),
+            "index and queue agree after drops"
+        );
+    }
+
+    #[test]
+    fn a_lost_connection_drops_the_repeats_only() {
+        let mut o = Outbox::default();
+        o.push("b/up", b"1", false, Class::Repeat);
+        o.push("b/startedprocess/a", b"1", false, Class::Alert);
+        o.push("b/helloTopicCount/d", b"3", false, Class::Repeat);
+        o.drop_repeats();
+        assert_eq!(o.dropped_repeats(), 2);
+        assert_eq!(drain(&mut o), pairs(&[("b/startedprocess/a", "1")]));
+    }
+}

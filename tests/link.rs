@@ -1,0 +1,497 @@
+//! The broker link under stress, against a real mosquitto (through a TCP
+//! relay that can blackhole, drop or throttle the connection), the real
+//! binary, and the library's `Link` itself for the hand-off and the
+//! outbox. Waits have generous deadlines; durations are printed for the
+//! record and asserted only where the behaviour has a contract (a dead
+//! link noticed within 1.5 × keepAlive).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use iotmonitor::config::{MqttConfig, Tls};
+use iotmonitor::link::{Incoming, Limits, Link, LinkEvent, Presence};
+use iotmonitor::monitor::Class;
+use paho_mqtt as mqtt;
+
+const S: Duration = Duration::from_secs(1);
+
+/// An `[mqtt]` section for `url` (client ids without '/': rumqttd refuses
+/// those).
+fn mqtt_via(url: &str, base: &str, extra: &str) -> String {
+    let id = base.replace('/', "-");
+    format!(
+        "[mqtt]\nserverAddress=\"{url}\"\nbaseTopic=\"{base}\"\nclientid=\"iotmonitor-{id}\"\n{extra}\n"
+    )
+}
+
+fn count(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn a_blackholed_link_is_noticed_within_one_and_a_half_keep_alives_and_back_after_heal() {
+    const KEEP_ALIVE: u64 = 10;
+    let broker = Broker::start();
+    let relay = Relay::start(broker.port);
+    let dir = workdir(&mqtt_via(
+        &relay.url(),
+        "t/bh",
+        &format!("keepAlive={KEEP_ALIVE}"),
+    ));
+    let c = Client::connect(broker.port, &["t/bh/status"]);
+    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    c.wait_for(15 * S, |m| m.text() == "online")
+        .expect("daemon online");
+
+    let blackholed = Instant::now();
+    relay.blackhole();
+    assert!(
+        wait_until(Duration::from_secs(2 * KEEP_ALIVE), || daemon
+            .log()
+            .contains("lost")),
+        "loss never noticed: {}",
+        daemon.log()
+    );
+    let noticed = blackholed.elapsed();
+    println!("blackholed link noticed after {noticed:?} (keepAlive {KEEP_ALIVE} s)");
+    assert!(
+        noticed <= Duration::from_secs(KEEP_ALIVE * 3 / 2),
+        "noticed after {noticed:?}"
+    );
+
+    // The broker's side: it drops a client silent for 1.5 times the
+    // announced keep-alive (2/5 of keepAlive), give or take its own check
+    // period, and publishes the last will.
+    c.wait_for(Duration::from_secs(2 * KEEP_ALIVE), |m| {
+        m.text() == "offline"
+    })
+    .expect("the broker never published the last will");
+    println!(
+        "the broker's last will came {:?} after the blackhole",
+        blackholed.elapsed()
+    );
+
+    let healed = Instant::now();
+    relay.heal();
+    c.wait_for(15 * S, |m| m.text() == "online")
+        .expect("back online after heal");
+    println!("reconnected {:?} after the heal", healed.elapsed());
+
+    let log = daemon.log();
+    assert_eq!(count(&log, "lost"), 1, "one line per loss: {log}");
+    assert!(!log.contains("Client: 0x"), "Paho's own line: {log}");
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn a_dropped_connection_is_retried_on_its_own_timer() {
+    let broker = Broker::start();
+    let relay = Relay::start(broker.port);
+    let dir = workdir(&mqtt_via(&relay.url(), "t/drop", ""));
+    let c = Client::connect(broker.port, &["t/drop/status"]);
+    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    c.wait_for(15 * S, |m| m.text() == "online")
+        .expect("daemon online");
+    let dropped = Instant::now();
+    relay.drop_connections();
+    c.wait_for(15 * S, |m| m.text() == "online")
+        .expect("back online");
+    // "retrying in 1 s" means 1 s, not "at the next tick after 1 s".
+    println!(
+        "reconnected {:?} after the connection was dropped",
+        dropped.elapsed()
+    );
+    let log = daemon.log();
+    assert!(log.contains("lost; retrying in 1 s"), "{log}");
+    assert_eq!(count(&log, "lost"), 1, "{log}");
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn connection_failures_say_what_happened() {
+    // Nothing listens on that port.
+    let refused = workdir(&mqtt_via(
+        &format!("tcp://127.0.0.1:{}", free_port()),
+        "t/cf1",
+        "",
+    ));
+    // Anonymous clients are not authorised.
+    let closed = Broker::start_with(free_port(), "allow_anonymous false");
+    let unauthorised = workdir(&mqtt_via(&closed.url(), "t/cf2", ""));
+    // TLS to a plain MQTT listener.
+    let plain = Broker::start();
+    let tls = workdir(&mqtt_via(
+        &format!("ssl://127.0.0.1:{}", plain.port),
+        "t/cf3",
+        "",
+    ));
+    // No answer at all.
+    let relay = Relay::start(plain.port);
+    relay.blackhole();
+    let silent = workdir(&mqtt_via(&relay.url(), "t/cf4", ""));
+
+    let cases = [
+        (refused, "connection refused"),
+        (unauthorised, "refused by the broker: not authorized"),
+        (tls, "TLS handshake failed"),
+        (silent, "timed out"),
+    ];
+    let mut daemons: Vec<Iotmonitor> = cases
+        .iter()
+        .map(|(dir, _)| Iotmonitor::start(dir.path(), &[]))
+        .collect();
+    for (d, (_, want)) in daemons.iter().zip(&cases) {
+        assert!(
+            wait_until(30 * S, || d.log().contains(want)),
+            "'{want}' not logged: {}",
+            d.log()
+        );
+        let log = d.log();
+        assert!(log.contains("cannot connect"), "{log}");
+        assert!(!log.contains("General failure"), "{log}");
+    }
+    for d in &mut daemons {
+        assert!(d.terminate().success());
+    }
+}
+
+#[cfg(feature = "broker")]
+#[test]
+fn follows_a_broker_replaced_by_an_mqtt_3_only_one_and_back() {
+    let mosquitto = Broker::start();
+    let relay = Relay::start(mosquitto.port);
+    let dir = workdir(&mqtt_via(&relay.url(), "t/sw", ""));
+    let c5 = Client::connect(mosquitto.port, &["t/sw/up"]);
+    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    c5.wait_topic("t/sw/up", 15 * S).expect("up on mosquitto");
+
+    // The embedded broker's device listener speaks MQTT 3.1.1 only.
+    let v3_port = free_port();
+    let host = workdir(&format!(
+        "[mqtt]\nbaseTopic=\"t/swhost\"\n[broker]\nlisten=\"127.0.0.1:{v3_port}\"\n"
+    ));
+    let mut host = Iotmonitor::start(host.path(), &[]);
+    let c3 = Client::connect(v3_port, &["t/sw/up"]);
+    let switched = Instant::now();
+    relay.retarget(v3_port);
+    relay.drop_connections();
+    assert!(
+        c3.wait_topic("t/sw/up", 30 * S).is_some(),
+        "not on the MQTT 3.1.1 broker: {}",
+        daemon.log()
+    );
+    println!(
+        "on the 3.1.1 broker {:?} after the switch",
+        switched.elapsed()
+    );
+    assert!(
+        daemon.log().contains("does not speak MQTT 5"),
+        "{}",
+        daemon.log()
+    );
+
+    // And back: every new series of attempts starts with MQTT 5.
+    relay.retarget(mosquitto.port);
+    relay.drop_connections();
+    let _ = c5.collect(Duration::from_millis(100));
+    c5.wait_topic("t/sw/up", 30 * S).expect("back on mosquitto");
+    let log = daemon.log();
+    let last = log
+        .lines()
+        .rfind(|l| l.contains("connected to"))
+        .unwrap_or_default();
+    assert!(!last.contains("3.1.1"), "still MQTT 3.1.1: {log}");
+    assert!(daemon.terminate().success());
+    assert!(host.terminate().success());
+}
+
+#[test]
+fn refused_subscriptions_are_reported_with_their_filters() {
+    let plugin = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("mosquitto_dynamic_security.so"))
+        .chain([std::path::PathBuf::from(
+            "/usr/lib/mosquitto_dynamic_security.so",
+        )])
+        .find(|p| p.exists())
+        .expect("mosquitto's dynamic security plugin (package mosquitto) is not installed");
+    let dir = tempfile::tempdir().unwrap();
+    let dynsec = dir.path().join("dynsec.json");
+    std::fs::write(
+        &dynsec,
+        r#"{
+  "defaultACLAccess": {"publishClientSend": true, "publishClientReceive": true, "subscribe": true, "unsubscribe": true},
+  "clients": [],
+  "groups": [{"groupname": "anonymous", "roles": [{"rolename": "limited"}], "clients": []}],
+  "roles": [{"rolename": "limited", "acls": [{"acltype": "subscribePattern", "topic": "t/secret/#", "priority": 0, "allow": false}]}],
+  "anonymousGroup": "anonymous"
+}"#,
+    )
+    .unwrap();
+    let broker = Broker::start_with(
+        free_port(),
+        &format!(
+            "plugin {}\nplugin_opt_config_file {}",
+            plugin.display(),
+            dynsec.display()
+        ),
+    );
+    let work = workdir(&format!(
+        "{}[device_open]\nwatchTopics=\"t/rs/open/#\"\n[device_hidden]\nwatchTopics=\"t/secret/hidden/#\"\n",
+        mqtt_section(broker.port, "t/rs")
+    ));
+    let c = Client::connect(broker.port, &["t/rs/up"]);
+    let mut daemon = Iotmonitor::start(work.path(), &[]);
+    c.wait_topic("t/rs/up", 15 * S).expect("up");
+    assert!(
+        wait_until(10 * S, || daemon.log().contains("refused 1 subscription")),
+        "{}",
+        daemon.log()
+    );
+    let log = daemon.log();
+    let line = log.lines().find(|l| l.contains("refused 1")).unwrap();
+    assert!(
+        line.contains("t/secret/hidden/# (Not authorized)"),
+        "{line}"
+    );
+    assert!(!line.contains("t/rs/open"), "{line}");
+    assert!(daemon.terminate().success());
+}
+
+/// The `[mqtt]` configuration of a library-level link.
+fn link_config(port: u16, client_id: &str) -> MqttConfig {
+    MqttConfig {
+        server_address: format!("tcp://127.0.0.1:{port}"),
+        base_topic: format!("t/{client_id}"),
+        user: None,
+        password: None,
+        client_id: client_id.to_string(),
+        retain_states: false,
+        keep_alive: 20,
+        tls: Tls::default(),
+    }
+}
+
+fn presence(base: &str) -> Presence {
+    Presence {
+        base: format!("{base}/"),
+        topic: format!("{base}/status"),
+        online: "online",
+        offline: "offline",
+    }
+}
+
+/// A minimal main loop over a library `Link`: waits for the wake token or
+/// 10 ms, connects when due, takes at most `burst` events.
+fn pass(link: &mut Link, events: &mut Vec<LinkEvent>, burst: usize) {
+    let wake = link.wake().clone();
+    let _ = wake.recv_timeout(Duration::from_millis(10));
+    let now = Instant::now();
+    link.poll(now);
+    link.drain(events, burst, now);
+}
+
+/// A fast QoS 0 publisher (Paho's async client, no waiting per message).
+fn flood(port: u16, topic: &str, n: usize, payload: usize) {
+    let cli = mqtt::AsyncClient::new(
+        mqtt::CreateOptionsBuilder::new()
+            .server_uri(format!("tcp://127.0.0.1:{port}"))
+            .client_id(format!("flood-{}", std::process::id()))
+            .max_buffered_messages(100_000)
+            .persistence(mqtt::PersistenceType::None)
+            .finalize(),
+    )
+    .unwrap();
+    cli.connect(mqtt::ConnectOptions::new()).wait().unwrap();
+    let pad = "x".repeat(payload);
+    let mut last = None;
+    for i in 0..n {
+        let msg = mqtt::Message::new(topic, format!("{i} {pad}"), mqtt::QOS_0);
+        loop {
+            match cli.try_publish(msg.clone()) {
+                Ok(tok) => {
+                    last = Some(tok);
+                    break;
+                }
+                Err(_) => std::thread::yield_now(),
+            }
+        }
+    }
+    if let Some(tok) = last {
+        tok.wait().unwrap();
+    }
+    cli.disconnect(None).wait().unwrap();
+}
+
+/// The hand-off is bounded: with a 16 KiB limit, a 50,000-message flood
+/// holds Paho's receive thread back many times while the loop publishes
+/// about 100,000 messages. A loop publishing through Paho itself would
+/// deadlock here (the loop waiting for Paho's mutex, held by the receive
+/// thread waiting for the loop); the link delivers every message, in
+/// order, and its publishes reach the broker.
+#[test]
+fn a_flood_while_the_main_loop_publishes_never_deadlocks_nor_loses_a_message() {
+    const N: usize = 50_000;
+    let broker = Broker::start_with(free_port(), "max_queued_messages 0");
+    let cfg = link_config(broker.port, "handoff");
+    let mut link = Link::with_limits(
+        &cfg,
+        presence("t/handoff"),
+        Limits {
+            handoff_bytes: 16 << 10,
+        },
+    )
+    .unwrap();
+    link.set_filters(vec!["t/flood".into()]);
+    let watcher = Client::connect(broker.port, &["t/handoff/out/last"]);
+    let mut events = Vec::new();
+    let mut subscribed = false;
+    let mut flooder = None;
+    let mut next = 0usize;
+    let mut published = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while next < N {
+        assert!(Instant::now() < deadline, "stuck at message {next}");
+        pass(&mut link, &mut events, 256);
+        if subscribed && flooder.is_none() {
+            // Until the link shows it is subscribed.
+            watcher.publish("t/flood", b"ready");
+        }
+        for ev in events.drain(..) {
+            match ev {
+                LinkEvent::Connected => {
+                    link.subscribe_all();
+                    subscribed = true;
+                }
+                LinkEvent::Message(Incoming { payload, .. }) if payload == b"ready" => {
+                    if flooder.is_none() {
+                        let port = broker.port;
+                        flooder = Some(std::thread::spawn(move || flood(port, "t/flood", N, 100)));
+                    }
+                }
+                LinkEvent::Message(Incoming { payload, .. }) => {
+                    let text = String::from_utf8(payload).unwrap();
+                    let i: usize = text.split(' ').next().unwrap().parse().unwrap();
+                    assert_eq!(i, next, "message lost or out of order");
+                    next += 1;
+                }
+                LinkEvent::Lost | LinkEvent::SubscriptionsRefused(_) => {
+                    panic!("unexpected {ev:?}")
+                }
+            }
+        }
+        // The loop publishes a lot meanwhile, as replays do.
+        while link.is_connected() && link.has_room() && published < 20 * next / 10 + 1000 {
+            let topic = format!("t/handoff/out/{}", published % 5000);
+            assert!(link.publish(&topic, b"state", false, Class::Replay));
+            published += 1;
+        }
+    }
+    flooder.unwrap().join().unwrap();
+    assert!(link.publish("t/handoff/out/last", b"done", false, Class::Replay));
+    let stats = link.stats();
+    println!("published {published}, {stats:?}");
+    assert!(
+        stats.handoff_waits > 0,
+        "the flood never reached the bound: {stats:?}"
+    );
+    for _ in 0..500 {
+        pass(&mut link, &mut events, 256);
+        if watcher.next(Duration::from_millis(1)).is_some() {
+            link.shutdown(S);
+            return;
+        }
+    }
+    panic!(
+        "the last publish never reached the broker: {:?}",
+        link.stats()
+    );
+}
+
+/// With the broker link throttled to 2 KB/s, 3,000 devices' worth of
+/// repeats and alerts every second stay bounded in the outbox: repeats are
+/// replaced or dropped and counted, alerts all reach the broker once the
+/// link is fast again, with their latest payload.
+#[test]
+fn a_slow_broker_bounds_the_outbox_and_never_drops_an_alert() {
+    const DEVICES: usize = 3000;
+    const SECONDS: u32 = 10;
+    let broker = Broker::start();
+    let relay = Relay::start(broker.port);
+    let cfg = link_config(relay.port, "slow");
+    let mut link = Link::new(&cfg, presence("t/slow")).unwrap();
+    let watcher = Client::connect(broker.port, &["t/slow/expired/#"]);
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !link.is_connected() {
+        assert!(Instant::now() < deadline, "never connected");
+        pass(&mut link, &mut events, 256);
+    }
+    relay.throttle(2000);
+    // Loopback TCP buffers megabytes before a slow reader holds the sender
+    // back: large alerts get there within seconds.
+    let pad = "x".repeat(300);
+    let mut max_outbox = 0;
+    let mut max_in_flight = (0, 0);
+    for second in 0..SECONDS {
+        link.publish(
+            "t/slow/up",
+            second.to_string().as_bytes(),
+            false,
+            Class::Repeat,
+        );
+        for d in 0..DEVICES {
+            let count = format!("{second}");
+            link.publish(
+                &format!("t/slow/helloTopicCount/d{d}"),
+                count.as_bytes(),
+                false,
+                Class::Repeat,
+            );
+            link.publish(
+                &format!("t/slow/expired/d{d}"),
+                format!("{} {pad}", 1_700_000_000 + second).as_bytes(),
+                false,
+                Class::Alert,
+            );
+        }
+        let tick = Instant::now();
+        while tick.elapsed() < S {
+            pass(&mut link, &mut events, 256);
+            let s = link.stats();
+            max_outbox = max_outbox.max(s.outbox_bytes);
+            max_in_flight = (
+                max_in_flight.0.max(s.in_flight_messages),
+                max_in_flight.1.max(s.in_flight_bytes),
+            );
+        }
+    }
+    let stats = link.stats();
+    println!("throttled: {stats:?}, max outbox {max_outbox} B, max in flight {max_in_flight:?}");
+    assert!(stats.dropped_repeats > 0, "{stats:?}");
+    assert!(max_in_flight.0 <= 1000 && max_in_flight.1 <= 512 << 10);
+    assert!(max_outbox <= 2 << 20, "outbox {max_outbox} B");
+
+    relay.heal();
+    let mut latest: HashMap<String, String> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let last = (1_700_000_000 + SECONDS - 1).to_string();
+    while latest.values().filter(|v| **v == last).count() < DEVICES {
+        assert!(
+            Instant::now() < deadline,
+            "{} alerts with the latest payload, {:?}",
+            latest.len(),
+            link.stats()
+        );
+        pass(&mut link, &mut events, 256);
+        while let Some(m) = watcher.next(Duration::ZERO) {
+            let epoch = m.text().split(' ').next().unwrap_or_default().to_string();
+            latest.insert(m.topic.clone(), epoch);
+        }
+    }
+    link.shutdown(S);
+}
