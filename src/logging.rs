@@ -90,16 +90,17 @@ mod tests {
 
     #[test]
     fn others_at_warn_and_never_louder_than_the_daemon() {
-        let base = ",paho_mqtt=warn,paho_mqtt_c=warn";
+        let base =
+            ",paho_mqtt=warn,paho_mqtt_c=warn,paho_mqtt::async_client=error,paho_mqtt::token=error";
         assert_eq!(filters(""), format!("warn,iotmonitor=info{base}"));
         assert_eq!(filters("debug"), format!("warn,iotmonitor=debug{base}"));
         assert_eq!(
             filters("error"),
-            "error,iotmonitor=error,paho_mqtt=error,paho_mqtt_c=error"
+            "error,iotmonitor=error,paho_mqtt=error,paho_mqtt_c=error,paho_mqtt::async_client=error,paho_mqtt::token=error"
         );
         assert_eq!(
             filters("off"),
-            "off,iotmonitor=off,paho_mqtt=off,paho_mqtt_c=off"
+            "off,iotmonitor=off,paho_mqtt=off,paho_mqtt_c=off,paho_mqtt::async_client=off,paho_mqtt::token=off"
         );
     }
 
@@ -107,15 +108,15 @@ mod tests {
     fn named_targets_are_kept_within_the_caps() {
         assert_eq!(
             filters("info,rumqttd=debug,iotmonitor::daemon=trace"),
-            "warn,rumqttd=debug,iotmonitor::daemon=trace,iotmonitor=info,paho_mqtt=warn,paho_mqtt_c=warn"
+            "warn,rumqttd=debug,iotmonitor::daemon=trace,iotmonitor=info,paho_mqtt=warn,paho_mqtt_c=warn,paho_mqtt::async_client=error,paho_mqtt::token=error"
         );
         assert_eq!(
             filters("trace,paho_mqtt=trace,paho_mqtt_c"),
-            "warn,paho_mqtt=info,paho_mqtt_c=warn,iotmonitor=trace"
+            "warn,paho_mqtt=info,paho_mqtt_c=warn,iotmonitor=trace,paho_mqtt::async_client=error,paho_mqtt::token=error"
         );
         assert_eq!(
             filters("iotmonitor=debug/connected"),
-            "warn,iotmonitor=debug,paho_mqtt=warn,paho_mqtt_c=warn/connected"
+            "warn,iotmonitor=debug,paho_mqtt=warn,paho_mqtt_c=warn,paho_mqtt::async_client=error,paho_mqtt::token=error/connected"
         );
     }
 }

@@ -1061,7 +1061,7 @@ mod tests {
         let s = c.summary();
         let d = dir.path().display();
         for line in [
-            "[mqtt] broker the embedded broker (see [broker]) as client id 'c1', user 'u' with a password, base topic home/monitoring, states replayed retained".to_string(),
+            "[mqtt] broker the embedded broker (see [broker]) as client id 'c1', user 'u' with a password, base topic home/monitoring, states replayed retained, keepAlive 20 s".to_string(),
             format!("[mqtt] TLS: server checked against CA file {d}/ca.pem, client certificate {d}/me.pem, key file {d}/me.key with a password (unused: the daemon talks to the embedded broker)"),
             "[http] status page on http://127.0.0.1:8079/".into(),
             "[homeassistant] discovery on, under homeassistant/binary_sensor/".into(),
