@@ -273,8 +273,10 @@ mod build {
             }
         }
 
-        // We rerun the build if this `build.rs` file is changed.
+        // We rerun the build if this `build.rs` file is changed, or the
+        // bundled C sources (when they are patched).
         println!("cargo:rerun-if-changed=build.rs");
+        println!("cargo:rerun-if-changed=paho.mqtt.c");
 
         // Mske sure that the Git submodule is checked out
         if !Path::new("paho.mqtt.c/.git").exists() {

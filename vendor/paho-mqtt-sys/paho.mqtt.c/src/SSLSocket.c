@@ -76,9 +76,18 @@ void SSLSocket_addPendingRead(SOCKET sock);
 static int handle_openssl_init = 1;
 static ssl_mutex_type* sslLocks = NULL;
 static ssl_mutex_type sslCoreMutex;
+/* guards pending_reads, used by the thread reading packets and by the threads closing sockets */
+static ssl_mutex_type pendingReadsMutex;
+
+#if defined(SOCKET_READAHEAD) && (OPENSSL_VERSION_NUMBER >= 0x10100000L)
+/* TLS records are read through the socket's read-ahead buffer (Socket_read) */
+#define SSLSOCKET_READAHEAD 1
+/* the BIO method for that, created with the first TLS connection */
+static BIO_METHOD* readahead_method = NULL;
+#endif
 
 /* Used to store MQTTClient_SSLOptions for TLS-PSK callback */
-static int tls_ex_index_ssl_opts;
+static int tls_ex_index_ssl_opts = -1;
 
 #if defined(_WIN32)
 #define iov_len len
@@ -489,8 +498,7 @@ int SSLSocket_initialize(void)
 	}
 
 	SSL_create_mutex(&sslCoreMutex);
-
-	tls_ex_index_ssl_opts = SSL_get_ex_new_index(0, "paho ssl options", NULL, NULL, NULL);
+	SSL_create_mutex(&pendingReadsMutex);
 
 exit:
 	FUNC_EXIT_RC(rc);
@@ -518,6 +526,14 @@ void SSLSocket_terminate(void)
 		}
 	}
 
+#if defined(SSLSOCKET_READAHEAD)
+	if (readahead_method)
+	{
+		BIO_meth_free(readahead_method);
+		readahead_method = NULL;
+	}
+#endif
+	SSL_destroy_mutex(&pendingReadsMutex);
 	SSL_destroy_mutex(&sslCoreMutex);
 
 	FUNC_EXIT;
@@ -672,6 +688,12 @@ int SSLSocket_createContext(networkHandles* net, MQTTClient_SSLOptions* opts)
 #ifndef OPENSSL_NO_PSK
 	if (opts->ssl_psk_cb != NULL)
 	{
+		/* created here, not in SSLSocket_initialize(): no OpenSSL call before the first TLS
+		   connection, so that OpenSSL is not initialised in a process which makes none */
+		SSL_lock_mutex(&sslCoreMutex);
+		if (tls_ex_index_ssl_opts == -1)
+			tls_ex_index_ssl_opts = SSL_get_ex_new_index(0, "paho ssl options", NULL, NULL, NULL);
+		SSL_unlock_mutex(&sslCoreMutex);
 		SSL_CTX_set_ex_data(net->ctx, tls_ex_index_ssl_opts, opts);
 		SSL_CTX_set_psk_client_callback(net->ctx, call_ssl_psk_cb);
 	}
@@ -706,6 +728,103 @@ exit:
 	FUNC_EXIT_RC(rc);
 	return rc;
 }
+
+
+#if defined(SSLSOCKET_READAHEAD)
+/*
+ * A source BIO reading a socket through its read-ahead buffer, so that OpenSSL gets several
+ * records from one recv() call, and a socket whose next records are buffered is ready without
+ * a poll(). It behaves as OpenSSL's socket BIO does for reads; writes go to a socket BIO.
+ */
+static int SSLSocket_readaheadRead(BIO* bio, char* buf, int len)
+{
+	int rc;
+
+	/* so that a stale error is not taken for the cause of an end of stream (rc 0) */
+#if defined(_WIN32)
+	WSASetLastError(0);
+#else
+	errno = 0;
+#endif
+	rc = Socket_read((SOCKET)(intptr_t)BIO_get_data(bio), buf, (size_t)len);
+	BIO_clear_retry_flags(bio);
+	if (rc <= 0)
+	{
+		if (BIO_sock_should_retry(rc))
+			BIO_set_retry_read(bio);
+#if defined(BIO_FLAGS_IN_EOF)
+		else if (rc == 0)
+			BIO_set_flags(bio, BIO_FLAGS_IN_EOF);
+#endif
+	}
+	return rc;
+}
+
+
+static long SSLSocket_readaheadCtrl(BIO* bio, int cmd, long num, void* ptr)
+{
+	long rc = 0;
+
+	switch (cmd)
+	{
+	case BIO_C_GET_FD:
+		rc = (long)(intptr_t)BIO_get_data(bio);
+		if (ptr)
+			*(int*)ptr = (int)rc;
+		break;
+	case BIO_CTRL_FLUSH:
+		rc = 1;
+		break;
+#if defined(BIO_FLAGS_IN_EOF)
+	case BIO_CTRL_EOF:
+		rc = BIO_test_flags(bio, BIO_FLAGS_IN_EOF) != 0;
+		break;
+#endif
+	default:
+		break;
+	}
+	return rc;
+}
+
+
+/*
+ * Sets the BIOs of a TLS connection: reads through the socket's read-ahead buffer, writes
+ * straight to the socket (SSL_set_fd() would use a socket BIO for both).
+ * @return 1 on success, 0 on failure
+ */
+static int SSLSocket_setReadaheadBIO(SSL* ssl, SOCKET socket)
+{
+	BIO* rbio = NULL;
+	BIO* wbio = NULL;
+	int rc = 0;
+
+	SSL_lock_mutex(&sslCoreMutex);
+	if (readahead_method == NULL)
+	{
+		int type = BIO_get_new_index();
+
+		if (type != -1 && (readahead_method = BIO_meth_new(type | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+				"paho socket read-ahead")) != NULL)
+		{
+			BIO_meth_set_read(readahead_method, SSLSocket_readaheadRead);
+			BIO_meth_set_ctrl(readahead_method, SSLSocket_readaheadCtrl);
+		}
+	}
+	SSL_unlock_mutex(&sslCoreMutex);
+
+	if (readahead_method && (rbio = BIO_new(readahead_method)) != NULL &&
+			(wbio = BIO_new_socket((int)socket, BIO_NOCLOSE)) != NULL)
+	{
+		BIO_set_data(rbio, (void*)(intptr_t)socket);
+		BIO_set_init(rbio, 1);
+		SSL_set_bio(ssl, rbio, wbio);
+		rc = 1;
+	}
+	else if (rbio)
+		BIO_free(rbio);
+	return rc;
+}
+#endif
 
 
 int SSLSocket_setSocketForSSL(networkHandles* net, MQTTClient_SSLOptions* opts,
@@ -743,7 +862,11 @@ int SSLSocket_setSocketForSSL(networkHandles* net, MQTTClient_SSLOptions* opts,
 				break;
 			Log(TRACE_PROTOCOL, 1, "SSL cipher available: %d:%s", i, cipher);
 		}
+#if defined(SSLSOCKET_READAHEAD)
+		if ((rc = SSLSocket_setReadaheadBIO(net->ssl, net->socket)) != 1) {
+#else
 		if ((rc = (int)SSL_set_fd(net->ssl, (int)net->socket)) != 1) {
+#endif
 			if (opts->struct_version >= 3)
 				SSLSocket_error("SSL_set_fd", net->ssl, net->socket, rc, opts->ssl_error_cb, opts->ssl_error_context);
 			else
@@ -913,6 +1036,9 @@ char *SSLSocket_getdata(SSL* ssl, SOCKET socket, size_t bytes, size_t* actual_le
 	if (bytes == 0)
 	{
 		buf = SocketBuffer_complete(socket);
+		/* the record of a packet without payload may hold the next packets, as below */
+		if (SSL_pending(ssl) > 0)
+			SSLSocket_addPendingRead(socket);
 		goto exit;
 	}
 
@@ -977,8 +1103,10 @@ int SSLSocket_close(networkHandles* net)
 
 	FUNC_ENTRY;
 	/* clean up any pending reads for this socket */
+	SSL_lock_mutex(&pendingReadsMutex);
 	if (pending_reads.count > 0 && ListFindItem(&pending_reads, &net->socket, intcompare))
 		ListRemoveItem(&pending_reads, &net->socket, intcompare);
+	SSL_unlock_mutex(&pendingReadsMutex);
 
 	if (net->ssl)
 	{
@@ -1081,6 +1209,7 @@ exit:
 void SSLSocket_addPendingRead(SOCKET sock)
 {
 	FUNC_ENTRY;
+	SSL_lock_mutex(&pendingReadsMutex);
 	if (ListFindItem(&pending_reads, &sock, intcompare) == NULL) /* make sure we don't add the same socket twice */
 	{
 		SOCKET* psock = (SOCKET*)malloc(sizeof(SOCKET));
@@ -1093,6 +1222,7 @@ void SSLSocket_addPendingRead(SOCKET sock)
 	else
 		Log(TRACE_MIN, -1, "SSLSocket_addPendingRead: socket %d already in the list", sock);
 
+	SSL_unlock_mutex(&pendingReadsMutex);
 	FUNC_EXIT;
 }
 
@@ -1101,11 +1231,13 @@ SOCKET SSLSocket_getPendingRead(void)
 {
 	SOCKET sock = -1;
 
+	SSL_lock_mutex(&pendingReadsMutex);
 	if (pending_reads.count > 0)
 	{
 		sock = *(int*)(pending_reads.first->content);
 		ListRemoveHead(&pending_reads);
 	}
+	SSL_unlock_mutex(&pendingReadsMutex);
 	return sock;
 }
 

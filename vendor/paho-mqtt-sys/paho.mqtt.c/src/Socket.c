@@ -84,6 +84,175 @@ static fd_set wset;
 
 extern mutex_type socket_mutex;
 
+#if defined(SOCKET_READAHEAD)
+/**
+ * Bytes read from a socket ahead of the packet being read, so that a packet header, its
+ * remaining length and its body, and the packets after it, come from one recv() call instead
+ * of three per packet; and a socket with bytes buffered is ready to read without a poll().
+ *
+ * Lifetime: one per socket in the poll list, created by Socket_addSocket() and freed by
+ * Socket_close() before the descriptor is closed, both holding socket_mutex; the 64 KiB of
+ * the buffer itself are allocated at the first read. A close from another thread cannot free
+ * a buffer under a reader, and a new socket which gets the same descriptor number starts empty.
+ *
+ * Locking: every access holds mod_s.readahead_mutex, a leaf mutex (nothing else is locked while
+ * it is held), because readers hold other mutexes or none: MQTTPacket_Factory() reads holding
+ * the client's mutex only, OpenSSL may read from within SSL_write() or SSL_shutdown(), which Paho
+ * calls holding socket_mutex, and socket_mutex is not recursive.
+ */
+typedef struct
+{
+	SOCKET socket;
+	char* buf;             /**< SOCKET_READAHEAD_SIZE bytes, allocated at the first read */
+	size_t start, end;     /**< the bytes buffered are buf[start..end) */
+	unsigned int polls;    /**< mod_s.polls when the buffer was last refilled */
+	unsigned int refills;  /**< recv() calls since that poll */
+} Socket_readahead;
+
+
+static int readaheadcompare(void* a, void* b)
+{
+	return ((Socket_readahead*)a)->socket == *(SOCKET*)b;
+}
+
+
+/**
+ * The read-ahead buffer of a socket, or NULL (readahead_mutex held)
+ */
+static Socket_readahead* Socket_getReadahead(SOCKET socket)
+{
+	ListElement* found = ListFindItem(mod_s.readaheads, &socket, readaheadcompare);
+
+	return found ? (Socket_readahead*)(found->content) : NULL;
+}
+
+
+/**
+ * Gives a socket added to the poll list an empty read-ahead buffer (socket_mutex held)
+ * @return 0, or PAHO_MEMORY_ERROR
+ */
+static int Socket_addReadahead(SOCKET socket)
+{
+	Socket_readahead* ra = NULL;
+	int rc = 0;
+
+	Paho_thread_lock_mutex(mod_s.readahead_mutex);
+	if ((ra = Socket_getReadahead(socket)) != NULL)
+		ra->start = ra->end = 0;
+	else if ((ra = malloc(sizeof(Socket_readahead))) == NULL)
+		rc = PAHO_MEMORY_ERROR;
+	else
+	{
+		ra->socket = socket;
+		ra->buf = NULL;
+		ra->start = ra->end = 0;
+		ra->polls = mod_s.polls;
+		ra->refills = 0;
+		if (ListAppend(mod_s.readaheads, ra, sizeof(Socket_readahead)) == NULL)
+		{
+			free(ra);
+			rc = PAHO_MEMORY_ERROR;
+		}
+	}
+	Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+	return rc;
+}
+
+
+/**
+ * Frees the read-ahead buffer of a socket, and its bytes (socket_mutex held)
+ */
+static void Socket_removeReadahead(SOCKET socket)
+{
+	Socket_readahead* ra = NULL;
+
+	Paho_thread_lock_mutex(mod_s.readahead_mutex);
+	if ((ra = Socket_getReadahead(socket)) != NULL)
+	{
+		free(ra->buf);
+		ListRemove(mod_s.readaheads, ra);
+	}
+	Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+}
+
+
+/**
+ * Does a socket have bytes in its read-ahead buffer?
+ */
+static int Socket_hasBuffered(SOCKET socket)
+{
+	Socket_readahead* ra = NULL;
+	int rc = 0;
+
+	Paho_thread_lock_mutex(mod_s.readahead_mutex);
+	if ((ra = Socket_getReadahead(socket)) != NULL)
+		rc = ra->start < ra->end;
+	Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+	return rc;
+}
+
+
+/**
+ * Does any socket have bytes in its read-ahead buffer?
+ */
+static int Socket_anyBuffered(void)
+{
+	ListElement* cur = NULL;
+	int rc = 0;
+
+	Paho_thread_lock_mutex(mod_s.readahead_mutex);
+	while (rc == 0 && ListNextElement(mod_s.readaheads, &cur))
+		rc = ((Socket_readahead*)(cur->content))->start < ((Socket_readahead*)(cur->content))->end;
+	Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+	return rc;
+}
+
+
+/**
+ * Counts a poll, for the refills of the read-ahead buffers
+ */
+static void Socket_polled(void)
+{
+	Paho_thread_lock_mutex(mod_s.readahead_mutex);
+	++mod_s.polls;
+	Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+}
+
+
+/**
+ * The next socket to read without polling, as its read-ahead buffer holds bytes (socket_mutex
+ * held). Like isReady(), it skips a socket with a write pending. It also skips a socket refilled
+ * twice since the last poll: a socket that keeps receiving cannot keep the others, and the
+ * writes, waiting for a poll for more than two buffers. Sockets are taken in turn, by number.
+ * @return the socket, or 0 if there is none
+ */
+static SOCKET Socket_nextBuffered(void)
+{
+	ListElement* cur = NULL;
+	SOCKET first = 0, next = 0;
+
+	Paho_thread_lock_mutex(mod_s.readahead_mutex);
+	while (ListNextElement(mod_s.readaheads, &cur))
+	{
+		Socket_readahead* ra = (Socket_readahead*)(cur->content);
+
+		if (ra->start == ra->end || (ra->polls == mod_s.polls && ra->refills > 1) ||
+				!Socket_noPendingWrites(ra->socket))
+			continue;
+		if (first == 0 || ra->socket < first)
+			first = ra->socket;
+		if (ra->socket > mod_s.last_buffered && (next == 0 || ra->socket < next))
+			next = ra->socket;
+	}
+	if (next == 0)
+		next = first;
+	if (next != 0)
+		mod_s.last_buffered = next;
+	Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+	return next;
+}
+#endif
+
 /**
  * Set a socket non-blocking, OS independently
  * @param sock the socket to set non-blocking
@@ -335,6 +504,17 @@ void Socket_outInitialize(void)
 	mod_s.saved.fds_write = NULL;
 	mod_s.saved.fds_read = NULL;
 	mod_s.saved.nfds = 0;
+#if defined(SOCKET_READAHEAD)
+	{
+		int rc = 0;
+
+		mod_s.readaheads = ListInitialize();
+		if ((mod_s.readahead_mutex = Paho_thread_create_mutex(&rc)) == NULL || rc != 0)
+			Log(LOG_ERROR, -1, "Socket_outInitialize: cannot create the read-ahead mutex, rc %d", rc);
+		mod_s.polls = 0;
+		mod_s.last_buffered = 0;
+	}
+#endif
 #endif
 	Socket_pair();
 	FUNC_EXIT;
@@ -360,6 +540,17 @@ void Socket_outTerminate(void)
 		free(mod_s.saved.fds_write);
 	if (mod_s.saved.fds_read)
 		free(mod_s.saved.fds_read);
+#if defined(SOCKET_READAHEAD)
+	{
+		ListElement* cur = NULL;
+
+		while (ListNextElement(mod_s.readaheads, &cur))
+			free(((Socket_readahead*)(cur->content))->buf);
+		ListFree(mod_s.readaheads);
+		mod_s.readaheads = NULL;
+		Paho_thread_destroy_mutex(mod_s.readahead_mutex);
+	}
+#endif
 #endif
 	SocketBuffer_terminate();
 #if defined(_WIN32)
@@ -505,6 +696,10 @@ int Socket_addSocket(SOCKET newSd)
 	rc = Socket_setnonblocking(newSd);
 	if (rc == SOCKET_ERROR)
 		Log(LOG_ERROR, -1, "addSocket: setnonblocking");
+#if defined(SOCKET_READAHEAD)
+	else if (newSd != sockfd[0]) /* not the interrupt socket */
+		rc = Socket_addReadahead(newSd);
+#endif
 
 exit:
 	Paho_thread_unlock_mutex(socket_mutex);
@@ -557,7 +752,11 @@ int isReady(int index)
 			(mod_s.saved.fds_write[index].revents & POLLOUT))
 		ListRemoveItem(mod_s.connect_pending, socket, intcompare);
 	else
-		rc = (mod_s.saved.fds_read[index].revents & POLLIN) &&
+		rc = ((mod_s.saved.fds_read[index].revents & POLLIN)
+#if defined(SOCKET_READAHEAD)
+			 || Socket_hasBuffered(*socket)
+#endif
+			 ) &&
 			 (mod_s.saved.fds_write[index].revents & POLLOUT) &&
 			 Socket_noPendingWrites(*socket);
 
@@ -729,6 +928,12 @@ SOCKET Socket_getReadySocket(int more_work, int timeout, mutex_type mutex, int* 
 		mod_s.saved.cur_fd = (mod_s.saved.cur_fd == mod_s.saved.nfds - 1) ? -1 : mod_s.saved.cur_fd + 1;
 	}
 
+#if defined(SOCKET_READAHEAD)
+	/* bytes already read from a socket need no poll */
+	if (mod_s.saved.cur_fd == -1 && (sock = Socket_nextBuffered()) != 0)
+		goto exit;
+#endif
+
 	if (mod_s.saved.cur_fd == -1)
 	{
 		int rc1 = 0;
@@ -824,6 +1029,12 @@ SOCKET Socket_getReadySocket(int more_work, int timeout, mutex_type mutex, int* 
 			mod_s.saved.cur_fd = (mod_s.saved.cur_fd == mod_s.saved.nfds - 1) ? -1 : mod_s.saved.cur_fd + 1;
 		}
 
+#if defined(SOCKET_READAHEAD)
+		/* a socket with bytes buffered is ready, like one with POLLIN set: don't wait */
+		if (Socket_anyBuffered())
+			timeout_ms = 0;
+#endif
+
 		/* clear interrupt socket - make sure it is unset */
 		{
 			static char dbuf[1];
@@ -833,6 +1044,9 @@ SOCKET Socket_getReadySocket(int more_work, int timeout, mutex_type mutex, int* 
 		Paho_thread_unlock_mutex(mutex);
 		*rc = poll(mod_s.saved.fds_read, mod_s.saved.nfds, timeout_ms);
 		Paho_thread_lock_mutex(mutex);
+#if defined(SOCKET_READAHEAD)
+		Socket_polled();
+#endif
 		if (*rc == SOCKET_ERROR)
 		{
 			Socket_error("poll", 0);
@@ -883,6 +1097,88 @@ exit:
 
 
 /**
+ *  Reads from a socket, as recv() does, through its read-ahead buffer: first the bytes buffered,
+ *  then, if more are wanted, what the socket holds, up to the size of the buffer, in one recv()
+ *  call (straight into buf when the rest wanted is at least the size of the buffer).
+ *  A socket which is not in the poll list is read with recv() alone.
+ *  @param socket the socket to read from
+ *  @param buf where to put the bytes read
+ *  @param len the number of bytes wanted
+ *  @return the number of bytes read, 0 if the peer has closed the connection,
+ *  or SOCKET_ERROR with the socket error (errno) set by recv()
+ */
+int Socket_read(SOCKET socket, char* buf, size_t len)
+{
+#if defined(SOCKET_READAHEAD)
+	Socket_readahead* ra = NULL;
+	size_t got = 0;
+	int rc = 0;
+
+	Paho_thread_lock_mutex(mod_s.readahead_mutex);
+	if ((ra = Socket_getReadahead(socket)) == NULL)
+	{
+		Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+		return recv(socket, buf, (int)len, 0);
+	}
+	got = ra->end - ra->start;
+	if (got > len)
+		got = len;
+	if (got > 0)
+	{
+		memcpy(buf, ra->buf + ra->start, got);
+		ra->start += got;
+	}
+	if (got < len)
+	{	/* the buffer is empty */
+		if (ra->polls != mod_s.polls)
+		{
+			ra->polls = mod_s.polls;
+			ra->refills = 0;
+		}
+		++(ra->refills);
+		if (len - got >= SOCKET_READAHEAD_SIZE)
+		{
+			if ((rc = recv(socket, buf + got, (int)(len - got), 0)) > 0)
+				got += (size_t)rc;
+		}
+		else if (ra->buf == NULL && (ra->buf = malloc(SOCKET_READAHEAD_SIZE)) == NULL)
+		{	/* read without the buffer */
+			if ((rc = recv(socket, buf + got, (int)(len - got), 0)) > 0)
+				got += (size_t)rc;
+		}
+		else if ((rc = recv(socket, ra->buf, SOCKET_READAHEAD_SIZE, 0)) > 0)
+		{
+			size_t more = len - got;
+
+			if (more > (size_t)rc)
+				more = (size_t)rc;
+			memcpy(buf + got, ra->buf, more);
+			got += more;
+			ra->start = more;
+			ra->end = (size_t)rc;
+		}
+	}
+	if (got > 0)
+		rc = (int)got;
+	{	/* keep the error of recv() for the caller */
+#if defined(_WIN32)
+		int err = WSAGetLastError();
+		Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+		WSASetLastError(err);
+#else
+		int err = errno;
+		Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+		errno = err;
+#endif
+	}
+	return rc;
+#else
+	return recv(socket, buf, (int)len, 0);
+#endif
+}
+
+
+/**
  *  Reads one byte from a socket
  *  @param socket the socket to read from
  *  @param c the character read, returned
@@ -896,7 +1192,7 @@ int Socket_getch(SOCKET socket, char* c)
 	if ((rc = SocketBuffer_getQueuedChar(socket, c)) != SOCKETBUFFER_INTERRUPTED)
 		goto exit;
 
-	if ((rc = recv(socket, c, (size_t)1, 0)) == SOCKET_ERROR)
+	if ((rc = Socket_read(socket, c, (size_t)1)) == SOCKET_ERROR)
 	{
 		int err = Socket_error("recv - getch", socket);
 		if (err == EWOULDBLOCK || err == EAGAIN)
@@ -939,7 +1235,7 @@ char *Socket_getdata(SOCKET socket, size_t bytes, size_t* actual_len, int *rc)
 
 	buf = SocketBuffer_getQueuedData(socket, bytes, actual_len);
 
-	if ((*rc = recv(socket, buf + (*actual_len), (int)(bytes - (*actual_len)), 0)) == SOCKET_ERROR)
+	if ((*rc = Socket_read(socket, buf + (*actual_len), bytes - (*actual_len))) == SOCKET_ERROR)
 	{
 		*rc = Socket_error("recv - getdata", socket);
 		if (*rc != EAGAIN && *rc != EWOULDBLOCK)
@@ -1242,6 +1538,9 @@ int Socket_close(SOCKET socket)
 
 	FUNC_ENTRY;
 	Paho_thread_lock_mutex(socket_mutex);
+#if defined(SOCKET_READAHEAD)
+	Socket_removeReadahead(socket); /* before the descriptor can be reused */
+#endif
 	Socket_close_only(socket);
 	Socket_abortWrite(socket);
 	SocketBuffer_cleanup(socket);

@@ -96,6 +96,16 @@
 
 #include "LinkedList.h"
 
+#if !defined(SOCKET_READAHEAD_SIZE)
+/** Bytes read from a socket at once and kept for the next reads (0: no read-ahead) */
+#define SOCKET_READAHEAD_SIZE 65536
+#endif
+
+#if !defined(USE_SELECT) && SOCKET_READAHEAD_SIZE > 0
+/** Reads go through a read-ahead buffer per socket (poll() builds only) */
+#define SOCKET_READAHEAD 1
+#endif
+
 /*
  * Network write buffers for an MQTT packet
  */
@@ -135,6 +145,12 @@ typedef struct
 		struct pollfd* fds_write;
 		struct pollfd* fds_read;
 	} saved;
+#if defined(SOCKET_READAHEAD)
+	List* readaheads;          /**< read-ahead buffers, one per socket in the poll list */
+	mutex_type readahead_mutex; /**< guards readaheads, polls and last_buffered */
+	unsigned int polls;        /**< number of read polls so far (wraps around) */
+	SOCKET last_buffered;      /**< the socket last returned because it had buffered bytes */
+#endif
 #endif
 } Sockets;
 
@@ -143,6 +159,7 @@ void Socket_outInitialize(void);
 void Socket_outTerminate(void);
 SOCKET Socket_getReadySocket(int more_work, int timeout, mutex_type mutex, int* rc, int* interrupted);
 int Socket_getch(SOCKET socket, char* c);
+int Socket_read(SOCKET socket, char* buf, size_t len);
 char *Socket_getdata(SOCKET socket, size_t bytes, size_t* actual_len, int* rc);
 int Socket_putdatas(SOCKET socket, char* buf0, size_t buf0len, PacketBuffers bufs);
 int Socket_close(SOCKET socket);
