@@ -158,23 +158,45 @@ impl Packets {
 /// utime + stime of a process, in seconds (fields 14 and 15 of
 /// /proc/<pid>/stat, in clock ticks).
 fn cpu_s(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e} (did the process die?)"));
+    stat_cpu_s(&format!("/proc/{pid}/stat")).1
+}
+
+/// The command name and utime + stime (seconds) in a `stat` file of /proc.
+fn stat_cpu_s(path: &str) -> (String, f64) {
+    let stat = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (did the process die?)"));
     // Fields after the command name, which is in parentheses: the first one
     // is field 3.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
+    let (name, rest) = stat.rsplit_once(')').unwrap_or_default();
+    let name = name.split_once('(').map_or("", |(_, n)| n).to_string();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
     let field = |n: usize| -> f64 {
         fields
             .get(n - 3)
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("/proc/{pid}/stat: no field {n}"))
+            .unwrap_or_else(|| panic!("{path}: no field {n}"))
     };
     let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (field(14) + field(15)) / tck
+    (name, (field(14) + field(15)) / tck)
+}
+
+/// CPU seconds of Paho C's receive thread and of the main thread (the
+/// main loop) of the daemon.
+fn thread_cpu_s(pid: i32) -> (f64, f64) {
+    let (mut receive, mut main) = (0.0, 0.0);
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+    {
+        let Ok(task) = task else { continue };
+        let (name, cpu) = stat_cpu_s(&format!("{}/stat", task.path().display()));
+        if task.file_name().to_str() == Some(&pid.to_string()) {
+            main = cpu;
+        } else if name == "MQTTAsync_rcv" {
+            receive = cpu;
+        }
+    }
+    (receive, main)
 }
 
 /// A `/proc/<pid>/status` field given in kB (`VmRSS`, `VmHWM`), in MB.
@@ -515,6 +537,9 @@ struct Run {
     cpu_us_net: f64,
     /// System calls per message.
     calls: Calls,
+    /// CPU-µs per message of Paho's receive thread and of the main loop.
+    receive_us: f64,
+    main_us: f64,
     msgs_per_s: f64,
     /// Peak RSS of the whole run.
     rss_mb: f64,
@@ -610,6 +635,7 @@ fn run_daemon(
     let startup_peak_mb = peak_rss_mb(pid);
     reset_peak_rss(pid);
     let cpu0 = cpu_s(pid);
+    let threads0 = thread_cpu_s(pid);
     if mode == Mode::Backlog {
         daemon.signal(libc::SIGSTOP);
         let deadline = Instant::now() + 10 * S;
@@ -641,7 +667,7 @@ fn run_daemon(
     // and the hellos follow the whole flood, so by then every flood
     // message has been handled and the states committed; the rest of the
     // replays are the verification, not counted.
-    let mut first: Option<(Instant, f64, Calls)> = None;
+    let mut first: Option<(Instant, f64, (f64, f64), Calls)> = None;
     let hard = Instant::now() + 600 * S;
     let mut busy_probe = (Instant::now(), cpu_s(pid));
     let mut busy = true;
@@ -674,12 +700,13 @@ fn run_daemon(
         }
         if first.is_none() {
             let cpu = cpu_s(pid);
+            let threads = thread_cpu_s(pid);
             let calls = syscalls.take().map(|c| c.finish(m));
-            first = Some((now, cpu, calls.expect("counted once")));
+            first = Some((now, cpu, threads, calls.expect("counted once")));
         }
     }
     assert!(marker, "the marker never came back from the broker");
-    let Some((done, cpu_done, calls)) = first else {
+    let Some((done, cpu_done, threads, calls)) = first else {
         panic!(
             "no hello replay within the time allowed; daemon log:\n{}",
             daemon.log()
@@ -767,6 +794,8 @@ fn run_daemon(
         cpu_us: cpu * 1e6 / m as f64,
         cpu_us_net: (cpu - idle_rate * elapsed) * 1e6 / m as f64,
         calls,
+        receive_us: (threads.0 - threads0.0) * 1e6 / m as f64,
+        main_us: (threads.1 - threads0.1) * 1e6 / m as f64,
         msgs_per_s: m as f64 / elapsed,
         rss_mb: startup_peak_mb.max(flood_rss_mb),
         idle_rss_mb,
@@ -970,7 +999,7 @@ fn machine() -> String {
     format!("{model}, nproc {nproc}")
 }
 
-const RUN_HEADER: &str = "| N | M | mode | run | start-up ms | CPU-µs/msg | net of idle | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB | lost | stale | alert ms after deadline | floor CPU-µs/msg | floor msg/s | idle CPU % | publisher write s | flood s | replays s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const RUN_HEADER: &str = "| N | M | mode | run | start-up ms | CPU-µs/msg | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB | lost | stale | alert ms after deadline | floor CPU-µs/msg | floor msg/s | idle CPU % | publisher write s | flood s | replays s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 fn mode_name(mode: Mode) -> &'static str {
     match mode {
@@ -981,7 +1010,7 @@ fn mode_name(mode: Mode) -> &'static str {
 
 fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
     format!(
-        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.3} | {} | {:.1} | {:.2} | {:.2} | {:.2} |",
+        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.3} | {} | {:.1} | {:.2} | {:.2} | {:.2} |",
         thousands(n as f64),
         thousands(m as f64),
         mode_name(mode),
@@ -989,6 +1018,8 @@ fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
         r.startup_ms,
         r.cpu_us,
         r.cpu_us_net,
+        r.receive_us,
+        r.main_us,
         r.calls.all,
         r.calls.recv,
         r.calls.poll,
@@ -1102,8 +1133,8 @@ fn main() {
     println!();
     println!("## Medians of {runs} run(s) — {machine}");
     println!();
-    println!("| N devices | CPU-µs/msg (target ≤ {T_CPU_US}) | net of idle | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB (target ≤ {T_RSS_MB} at 10,000) | start-up to first B/up ms (target ≤ {T_STARTUP_MS} at 10,000 with 100,000 states) | expiry alert after deadline ms (target ≤ {T_ALERT_MS}) | lost / stale, all runs (target 0) | floor CPU-µs/msg | floor msg/s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| N devices | CPU-µs/msg (target ≤ {T_CPU_US}) | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB (target ≤ {T_RSS_MB} at 10,000) | start-up to first B/up ms (target ≤ {T_STARTUP_MS} at 10,000 with 100,000 states) | expiry alert after deadline ms (target ≤ {T_ALERT_MS}) | lost / stale, all runs (target 0) | floor CPU-µs/msg | floor msg/s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (n, results, _) in &table {
         let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
         let alerts: Vec<f64> = results
@@ -1145,9 +1176,11 @@ fn main() {
         let stale: usize = results.iter().map(|r| r.stale).sum();
         let big = *n >= 10_000;
         println!(
-            "| {} | {cpu:.2} {} | {net:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {rss:.1}{} | {startup:.0}{} | {alert} | {lost} / {stale} {} | {:.3} | {} |",
+            "| {} | {cpu:.2} {} | {net:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {rss:.1}{} | {startup:.0}{} | {alert} | {lost} / {stale} {} | {:.3} | {} |",
             thousands(*n as f64),
             verdict(cpu <= T_CPU_US),
+            med(|r| r.receive_us),
+            med(|r| r.main_us),
             med(|r| r.calls.all),
             med(|r| r.calls.recv),
             med(|r| r.calls.poll),
@@ -1172,17 +1205,19 @@ fn main() {
     println!();
     println!("Backlog drain: the daemon stopped (SIGSTOP) while the whole flood is written (the broker queues it), then resumed (SIGCONT).");
     println!();
-    println!("| N devices | CPU-µs/msg | net of idle | syscalls/msg | recv/msg | poll/msg | msg/s from SIGCONT | drain peak RSS MB | lost / stale, all runs |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| N devices | CPU-µs/msg | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s from SIGCONT | drain peak RSS MB | lost / stale, all runs |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (n, _, results) in &table {
         let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
         let lost: usize = results.iter().map(|r| r.lost).sum();
         let stale: usize = results.iter().map(|r| r.stale).sum();
         println!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {lost} / {stale} {} |",
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {lost} / {stale} {} |",
             thousands(*n as f64),
             med(|r| r.cpu_us),
             med(|r| r.cpu_us_net),
+            med(|r| r.receive_us),
+            med(|r| r.main_us),
             med(|r| r.calls.all),
             med(|r| r.calls.recv),
             med(|r| r.calls.poll),
@@ -1193,5 +1228,5 @@ fn main() {
     }
     println!();
     println!("Targets: ≤ {T_CPU_US} CPU-µs per message at N = 1,000 and 10,000 with M = 200,000; 0 lost / stale; peak RSS ≤ {T_RSS_MB} MB at N = 10,000; start-up to the first B/up ≤ {T_STARTUP_MS} ms with 10,000 devices and 100,000 stored states; expiry alert ≤ {T_ALERT_MS} ms after its deadline during the flood; idle RSS ≤ {T_IDLE_RSS_MB} MB with one device and no TLS.");
-    println!("CPU: the daemon's utime+stime (/proc/<pid>/stat, in 1/{} s ticks) from the first flood byte written to the arrival of the first hello replay (flood s; the daemon handles messages in order, so all of the flood was handled); net = minus the idle rate (tick and helloTopicCount round, measured over 2 s after the run) × that time. Backlog: CPU from the first flood byte (the daemon is stopped then) to the first replay, flood s and msg/s from SIGCONT. syscalls/msg: every system call of the daemon (all threads) over the same span, counted by perf stat (raw_syscalls:sys_enter; NaN without perf), including the idle activity of that span (a few hundred calls a second; at N = 10,000 the helloTopicCount round adds about one write per device a second); recv/msg and poll/msg: the recvfrom and poll/ppoll calls among them. idle RSS: VmRSS once the start-up replay is over, before the flood; flood peak RSS: VmHWM reset (clear_refs) at the first flood byte; peak RSS: the whole run. msg/s = M / flood s. replays s: first to last replay of the {SAMPLE} sampled devices (verification only). Alert: delay of watchme's first B/expired after its deadline, which falls 400 ms into the flood (1.4 s when start-up takes over 1 s); n/a when the deadline fell outside the flood. Floor: a raw-socket subscriber to home/# that only splits packets, during an identical flood.", unsafe { libc::sysconf(libc::_SC_CLK_TCK) });
+    println!("CPU: the daemon's utime+stime (/proc/<pid>/stat, in 1/{} s ticks) from the first flood byte written to the arrival of the first hello replay (flood s; the daemon handles messages in order, so all of the flood was handled); net = minus the idle rate (tick and helloTopicCount round, measured over 2 s after the run) × that time. Backlog: CPU from the first flood byte (the daemon is stopped then) to the first replay, flood s and msg/s from SIGCONT. syscalls/msg: every system call of the daemon (all threads) over the same span, counted by perf stat (raw_syscalls:sys_enter; NaN without perf), including the idle activity of that span (a few hundred calls a second; at N = 10,000 the helloTopicCount round adds about one write per device a second); recv/msg and poll/msg: the recvfrom and poll/ppoll calls among them. Paho receive thread, main loop: CPU-µs per message of those two threads of the daemon (/proc/<pid>/task), over the same span; the rest is Paho's send thread and the others. idle RSS: VmRSS once the start-up replay is over, before the flood; flood peak RSS: VmHWM reset (clear_refs) at the first flood byte; peak RSS: the whole run. msg/s = M / flood s. replays s: first to last replay of the {SAMPLE} sampled devices (verification only). Alert: delay of watchme's first B/expired after its deadline, which falls 400 ms into the flood (1.4 s when start-up takes over 1 s); n/a when the deadline fell outside the flood. Floor: a raw-socket subscriber to home/# that only splits packets, during an identical flood.", unsafe { libc::sysconf(libc::_SC_CLK_TCK) });
 }
