@@ -128,20 +128,17 @@ static Socket_readahead* Socket_getReadahead(SOCKET socket)
 
 
 /**
- * Gives a socket added to the poll list an empty read-ahead buffer (socket_mutex held)
- * @return 0, or PAHO_MEMORY_ERROR
+ * Gives a socket added to the poll list an empty read-ahead buffer (socket_mutex held).
+ * Without memory for it, the socket is read with recv() alone.
  */
-static int Socket_addReadahead(SOCKET socket)
+static void Socket_addReadahead(SOCKET socket)
 {
 	Socket_readahead* ra = NULL;
-	int rc = 0;
 
 	Paho_thread_lock_mutex(mod_s.readahead_mutex);
 	if ((ra = Socket_getReadahead(socket)) != NULL)
 		ra->start = ra->end = 0;
-	else if ((ra = malloc(sizeof(Socket_readahead))) == NULL)
-		rc = PAHO_MEMORY_ERROR;
-	else
+	else if ((ra = malloc(sizeof(Socket_readahead))) != NULL)
 	{
 		ra->socket = socket;
 		ra->buf = NULL;
@@ -149,13 +146,9 @@ static int Socket_addReadahead(SOCKET socket)
 		ra->polls = mod_s.polls;
 		ra->refills = 0;
 		if (ListAppend(mod_s.readaheads, ra, sizeof(Socket_readahead)) == NULL)
-		{
 			free(ra);
-			rc = PAHO_MEMORY_ERROR;
-		}
 	}
 	Paho_thread_unlock_mutex(mod_s.readahead_mutex);
-	return rc;
 }
 
 
@@ -698,7 +691,7 @@ int Socket_addSocket(SOCKET newSd)
 		Log(LOG_ERROR, -1, "addSocket: setnonblocking");
 #if defined(SOCKET_READAHEAD)
 	else if (newSd != sockfd[0]) /* not the interrupt socket */
-		rc = Socket_addReadahead(newSd);
+		Socket_addReadahead(newSd);
 #endif
 
 exit:
