@@ -11,7 +11,13 @@
 //! in order, so once their first replay is in, everything before was
 //! handled); all their replays check that every state holds the latest
 //! value published. The floor is a process that only drains a `home/#`
-//! subscription during an identical flood.
+//! subscription during an identical flood. Each run is done twice: with the
+//! daemon running during the flood, and with the daemon stopped (SIGSTOP)
+//! while the flood is written, then resumed (SIGCONT) to drain the backlog
+//! the broker queued. Measured: CPU (whole process, Paho's receive thread,
+//! main loop), system calls (perf stat), RSS (idle before the flood, peak
+//! of the flood, peak of the run); and, once, the idle RSS of a daemon with
+//! one device and no TLS.
 //!
 //! `cargo bench --bench flood`; environment (defaults): FLOOD_DEVICES
 //! (1000,10000), FLOOD_MESSAGES (200000), FLOOD_RUNS (3), FLOOD_STATES
