@@ -86,6 +86,16 @@ fn wait_subscribed(client: &Client, daemon: &Iotmonitor) {
     }
 }
 
+/// The daemon configured with `mqtt`, in a temporary directory, and a
+/// verifying client of `broker`, once the daemon has subscribed.
+fn start(broker: &Broker, mqtt: &str) -> (tempfile::TempDir, Client, Iotmonitor) {
+    let dir = workdir(&config(mqtt));
+    let verify = verifier(broker.port);
+    let daemon = Iotmonitor::start(dir.path(), &[]);
+    wait_subscribed(&verify, &daemon);
+    (dir, verify, daemon)
+}
+
 /// The packets that store `states`, then the marker and the hello of `dev`.
 fn states_then_hello(states: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut bytes = Vec::new();
@@ -403,10 +413,7 @@ impl Drop for Flood {
 #[test]
 fn burst_of_small_packets_read_at_once() {
     let broker = Broker::start_with(free_port(), BROKER_EXTRA);
-    let dir = workdir(&config(&plain_mqtt(broker.port)));
-    let verify = verifier(broker.port);
-    let mut daemon = Iotmonitor::start(dir.path(), &[]);
-    wait_subscribed(&verify, &daemon);
+    let (_dir, verify, mut daemon) = start(&broker, &plain_mqtt(broker.port));
 
     let states: Vec<(String, Vec<u8>)> = (0..3000)
         .map(|i| (format!("{STATES}/s{i}"), format!("value {i}").into_bytes()))
@@ -429,10 +436,7 @@ fn burst_of_small_packets_read_at_once() {
 fn packets_split_across_segments() {
     let broker = Broker::start_with(free_port(), BROKER_EXTRA);
     let relay = Relay::start(broker.port);
-    let dir = workdir(&config(&plain_mqtt(relay.port)));
-    let verify = verifier(broker.port);
-    let mut daemon = Iotmonitor::start(dir.path(), &[]);
-    wait_subscribed(&verify, &daemon);
+    let (_dir, verify, mut daemon) = start(&broker, &plain_mqtt(relay.port));
 
     // Remaining lengths of 1, 2 and 3 bytes.
     let states: Vec<(String, Vec<u8>)> = [1, 50, 127, 200, 16_500, 70_000]
@@ -459,10 +463,7 @@ fn packets_split_across_segments() {
 #[test]
 fn payloads_larger_than_the_buffer() {
     let broker = Broker::start_with(free_port(), BROKER_EXTRA);
-    let dir = workdir(&config(&plain_mqtt(broker.port)));
-    let verify = verifier(broker.port);
-    let mut daemon = Iotmonitor::start(dir.path(), &[]);
-    wait_subscribed(&verify, &daemon);
+    let (_dir, verify, mut daemon) = start(&broker, &plain_mqtt(broker.port));
 
     let states = vec![
         (format!("{STATES}/before"), b"small".to_vec()),
@@ -484,10 +485,7 @@ fn payloads_larger_than_the_buffer() {
 #[test]
 fn broker_restart_during_a_flood() {
     let mut broker = Broker::start_with(free_port(), BROKER_EXTRA);
-    let dir = workdir(&config(&plain_mqtt(broker.port)));
-    let verify = verifier(broker.port);
-    let mut daemon = Iotmonitor::start(dir.path(), &[]);
-    wait_subscribed(&verify, &daemon);
+    let (_dir, verify, mut daemon) = start(&broker, &plain_mqtt(broker.port));
     drop(verify);
 
     let flood = Flood::start(broker.port, 60_000);
@@ -523,10 +521,7 @@ fn broker_restart_during_a_flood() {
 #[test]
 fn shutdown_during_a_flood() {
     let broker = Broker::start_with(free_port(), BROKER_EXTRA);
-    let dir = workdir(&config(&plain_mqtt(broker.port)));
-    let verify = verifier(broker.port);
-    let mut daemon = Iotmonitor::start(dir.path(), &[]);
-    wait_subscribed(&verify, &daemon);
+    let (_dir, _verify, mut daemon) = start(&broker, &plain_mqtt(broker.port));
 
     let flood = Flood::start(broker.port, 200_000);
     flood.wait_sent(50_000);
@@ -561,14 +556,12 @@ fn tls_records_split_large_and_burst() {
         &format!("{BROKER_EXTRA}{}", tls_listener(pki.path(), tls_port)),
     );
     let relay = Relay::start(tls_port);
-    let dir = workdir(&config(&format!(
+    let tls = format!(
         "[mqtt]\nserverAddress=\"ssl://127.0.0.1:{}\"\nbaseTopic=\"{BASE}\"\nclientid=\"iotmonitor-rp-tls\"\ncaFile=\"{}/ca.crt\"\n",
         relay.port,
         pki.path().display()
-    )));
-    let verify = verifier(broker.port);
-    let mut daemon = Iotmonitor::start(dir.path(), &[]);
-    wait_subscribed(&verify, &daemon);
+    );
+    let (_dir, verify, mut daemon) = start(&broker, &tls);
 
     let states = vec![
         (format!("{STATES}/tls-small"), payload(3, 4)),
