@@ -3,7 +3,8 @@
 //! mosquitto: many small packets arriving at once, packets cut into
 //! segments at every place (fixed header, remaining length, body), payloads
 //! larger than the buffer, a broker restart and a shutdown in the middle of
-//! a flood; over plain TCP and TLS.
+//! a flood; over plain TCP and TLS (cut records, large payload, burst,
+//! restart).
 //!
 //! States are checked through their hello replay: a raw publisher sends
 //! the states, then a marker, then the hello on one connection, and the
@@ -482,10 +483,8 @@ fn payloads_larger_than_the_buffer() {
 /// The broker is killed and restarted while a flood is being read: the
 /// daemon reconnects (its read-ahead buffer went with the old socket), and
 /// states sent after the reconnection are stored and replayed.
-#[test]
-fn broker_restart_during_a_flood() {
-    let mut broker = Broker::start_with(free_port(), BROKER_EXTRA);
-    let (_dir, verify, mut daemon) = start(&broker, &plain_mqtt(broker.port));
+fn restart_during_a_flood(mut broker: Broker, mqtt: &str) {
+    let (_dir, verify, mut daemon) = start(&broker, mqtt);
     drop(verify);
 
     let flood = Flood::start(broker.port, 60_000);
@@ -513,6 +512,13 @@ fn broker_restart_during_a_flood() {
     drop(flood);
     assert!(daemon.terminate().success());
     assert_no_panic(&daemon);
+}
+
+#[test]
+fn broker_restart_during_a_flood() {
+    let broker = Broker::start_with(free_port(), BROKER_EXTRA);
+    let mqtt = plain_mqtt(broker.port);
+    restart_during_a_flood(broker, &mqtt);
 }
 
 /// SIGTERM while a flood is being read: the main thread disconnects (Paho
@@ -544,6 +550,23 @@ fn tls_listener(dir: &Path, port: u16) -> String {
     )
 }
 
+/// The `[mqtt]` section of a TLS broker on `port` with the CA of `pki`.
+fn tls_mqtt(port: u16, pki: &Path) -> String {
+    format!(
+        "[mqtt]\nserverAddress=\"ssl://127.0.0.1:{port}\"\nbaseTopic=\"{BASE}\"\nclientid=\"iotmonitor-rp-tls\"\ncaFile=\"{}/ca.crt\"\n",
+        pki.display()
+    )
+}
+
+/// A broker with a TLS listener on `tls_port` (its plain listener is for
+/// the test's clients).
+fn tls_broker(pki: &Path, tls_port: u16) -> Broker {
+    Broker::start_with(
+        free_port(),
+        &format!("{BROKER_EXTRA}{}", tls_listener(pki, tls_port)),
+    )
+}
+
 /// Over TLS through the relay: records cut into pieces, a payload larger
 /// than the buffer; then, with nothing cut, a burst of small packets read
 /// at once.
@@ -551,17 +574,9 @@ fn tls_listener(dir: &Path, port: u16) -> String {
 fn tls_records_split_large_and_burst() {
     let pki = tempfile::tempdir().unwrap();
     let tls_port = free_port();
-    let broker = Broker::start_with(
-        free_port(),
-        &format!("{BROKER_EXTRA}{}", tls_listener(pki.path(), tls_port)),
-    );
+    let broker = tls_broker(pki.path(), tls_port);
     let relay = Relay::start(tls_port);
-    let tls = format!(
-        "[mqtt]\nserverAddress=\"ssl://127.0.0.1:{}\"\nbaseTopic=\"{BASE}\"\nclientid=\"iotmonitor-rp-tls\"\ncaFile=\"{}/ca.crt\"\n",
-        relay.port,
-        pki.path().display()
-    );
-    let (_dir, verify, mut daemon) = start(&broker, &tls);
+    let (_dir, verify, mut daemon) = start(&broker, &tls_mqtt(relay.port, pki.path()));
 
     let states = vec![
         (format!("{STATES}/tls-small"), payload(3, 4)),
@@ -585,4 +600,14 @@ fn tls_records_split_large_and_burst() {
     check_replays(&verify, &states, &daemon);
     assert!(daemon.terminate().success());
     assert_no_panic(&daemon);
+}
+
+/// Over TLS, the broker is restarted while a flood is being read: a new
+/// TLS session on a new socket, with a new buffer.
+#[test]
+fn tls_broker_restart_during_a_flood() {
+    let pki = tempfile::tempdir().unwrap();
+    let tls_port = free_port();
+    let broker = tls_broker(pki.path(), tls_port);
+    restart_during_a_flood(broker, &tls_mqtt(tls_port, pki.path()));
 }
