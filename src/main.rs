@@ -134,9 +134,9 @@ fn run(
 /// Tells Paho C, before its first client exists, whether to initialise
 /// OpenSSL: only for a TLS broker. By default it does for any client,
 /// loading every algorithm, the error strings and OpenSSL's configuration
-/// file (about 3 MB of resident memory). OpenSSL 1.1 and later initialise
-/// themselves at their first use anyway, so a reload switching to TLS
-/// still works.
+/// file (about 2 MB of resident memory). OpenSSL 1.1 and later initialise
+/// themselves at their first use anyway, so a TLS connection made later
+/// (after a reload) still works.
 fn init_paho(server_address: &str) {
     let tls = ["ssl://", "mqtts://"]
         .iter()
