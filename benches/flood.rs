@@ -11,7 +11,13 @@
 //! in order, so once their first replay is in, everything before was
 //! handled); all their replays check that every state holds the latest
 //! value published. The floor is a process that only drains a `home/#`
-//! subscription during an identical flood.
+//! subscription during an identical flood. Each run is done twice: with the
+//! daemon running during the flood, and with the daemon stopped (SIGSTOP)
+//! while the flood is written, then resumed (SIGCONT) to drain the backlog
+//! the broker queued. Measured: CPU (whole process, Paho's receive thread,
+//! main loop), system calls (perf stat), RSS (idle before the flood, peak
+//! of the flood, peak of the run); and, once, the idle RSS of a daemon with
+//! one device and no TLS.
 //!
 //! `cargo bench --bench flood`; environment (defaults): FLOOD_DEVICES
 //! (1000,10000), FLOOD_MESSAGES (200000), FLOOD_RUNS (3), FLOOD_STATES
@@ -41,7 +47,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use common::{epoch_ms, free_port, workdir, Broker, Client, Iotmonitor, Msg};
+use common::{
+    epoch_ms, free_port, mqtt_connect, mqtt_string, publish, varint, workdir, Broker, Client,
+    Iotmonitor, Msg,
+};
 use iotmonitor::store::Store;
 
 const BASE: &str = "bench/mon";
@@ -66,6 +75,7 @@ const T_CPU_US: f64 = 2.0;
 const T_RSS_MB: f64 = 16.0;
 const T_STARTUP_MS: f64 = 500.0;
 const T_ALERT_MS: f64 = 1000.0;
+const T_IDLE_RSS_MB: f64 = 6.0;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -80,60 +90,6 @@ fn parse_env<T: std::str::FromStr>(name: &str, default: &str) -> T {
 
 // ---------------------------------------------------------------------
 // A minimal MQTT 3.1.1 encoder and packet splitter for the raw sockets.
-
-fn varint(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            break;
-        }
-    }
-}
-
-fn mqtt_string(s: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s);
-}
-
-/// Appends a QoS 0, not retained PUBLISH.
-fn publish(topic: &str, payload: &[u8], out: &mut Vec<u8>) {
-    out.push(0x30);
-    varint(2 + topic.len() + payload.len(), out);
-    mqtt_string(topic.as_bytes(), out);
-    out.extend_from_slice(payload);
-}
-
-/// Connects with MQTT 3.1.1, clean session, no keep-alive; waits for the
-/// CONNACK (10 s at most). Writes time out after 300 s.
-fn mqtt_connect(port: u16, client_id: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("cannot connect to the broker on {port}: {e}"));
-    stream.set_nodelay(true).unwrap();
-    stream.set_read_timeout(Some(10 * S)).unwrap();
-    stream.set_write_timeout(Some(300 * S)).unwrap();
-    let mut body = Vec::new();
-    mqtt_string(b"MQTT", &mut body);
-    body.extend_from_slice(&[4, 0x02, 0, 0]); // 3.1.1, clean session, keep-alive 0
-    mqtt_string(client_id.as_bytes(), &mut body);
-    let mut pkt = vec![0x10];
-    varint(body.len(), &mut pkt);
-    pkt.extend_from_slice(&body);
-    stream.write_all(&pkt).unwrap();
-    let mut connack = [0u8; 4];
-    stream
-        .read_exact(&mut connack)
-        .unwrap_or_else(|e| panic!("{client_id}: no CONNACK within 10 s: {e}"));
-    assert!(
-        connack[0] == 0x20 && connack[3] == 0,
-        "{client_id}: connection refused: {connack:?}"
-    );
-    stream
-}
 
 /// Splits a byte stream into MQTT packets, returning their types.
 struct Packets {
@@ -208,34 +164,172 @@ impl Packets {
 /// utime + stime of a process, in seconds (fields 14 and 15 of
 /// /proc/<pid>/stat, in clock ticks).
 fn cpu_s(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e} (did the process die?)"));
+    stat_cpu_s(&format!("/proc/{pid}/stat")).1
+}
+
+/// The command name and utime + stime (seconds) in a `stat` file of /proc.
+fn stat_cpu_s(path: &str) -> (String, f64) {
+    let stat = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (did the process die?)"));
     // Fields after the command name, which is in parentheses: the first one
     // is field 3.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
+    let (name, rest) = stat.rsplit_once(')').unwrap_or_default();
+    let name = name.split_once('(').map_or("", |(_, n)| n).to_string();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
     let field = |n: usize| -> f64 {
         fields
             .get(n - 3)
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("/proc/{pid}/stat: no field {n}"))
+            .unwrap_or_else(|| panic!("{path}: no field {n}"))
     };
     let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (field(14) + field(15)) / tck
+    (name, (field(14) + field(15)) / tck)
 }
 
-/// VmHWM of a process, in MB.
-fn peak_rss_mb(pid: i32) -> f64 {
+/// CPU seconds of Paho C's receive thread and of the main thread (the
+/// main loop) of the daemon.
+fn thread_cpu_s(pid: i32) -> (f64, f64) {
+    let (mut receive, mut main) = (0.0, 0.0);
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+    {
+        let Ok(task) = task else { continue };
+        let (name, cpu) = stat_cpu_s(&format!("{}/stat", task.path().display()));
+        if task.file_name().to_str() == Some(&pid.to_string()) {
+            main = cpu;
+        } else if name == "MQTTAsync_rcv" {
+            receive = cpu;
+        }
+    }
+    (receive, main)
+}
+
+/// A `/proc/<pid>/status` field given in kB (`VmRSS`, `VmHWM`), in MB.
+fn status_mb(pid: i32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .unwrap_or(f64::NAN)
         / 1024.0
+}
+
+/// Peak RSS (VmHWM) of a process, in MB.
+fn peak_rss_mb(pid: i32) -> f64 {
+    status_mb(pid, "VmHWM")
+}
+
+/// Current RSS (VmRSS) of a process, in MB.
+fn rss_mb(pid: i32) -> f64 {
+    status_mb(pid, "VmRSS")
+}
+
+/// Resets the peak RSS of a process to its current RSS (Linux >= 4.0), so
+/// that the next `peak_rss_mb` is the peak of what follows.
+fn reset_peak_rss(pid: i32) {
+    if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
+        eprintln!("cannot reset the peak RSS of {pid}: {e}");
+    }
+}
+
+/// Tracepoints counted by `perf stat`: all system calls, and the ones of
+/// the read path (recv(2) is recvfrom on Linux; poll(2) is ppoll on some
+/// architectures).
+const SYSCALL_EVENTS: [&str; 4] = [
+    "raw_syscalls:sys_enter",
+    "syscalls:sys_enter_recvfrom",
+    "syscalls:sys_enter_poll",
+    "syscalls:sys_enter_ppoll",
+];
+
+/// System calls per message: all of them, recv(2), poll(2).
+#[derive(Debug, Clone, Copy)]
+struct Calls {
+    all: f64,
+    recv: f64,
+    poll: f64,
+}
+
+/// The system calls of a process (all its threads), counted by `perf stat`
+/// from `start` to `finish`: tracepoints counted in the kernel, which do not
+/// slow the process down as strace would. (/proc/<pid>/io is no help here:
+/// its syscr/syscw do not count socket calls.) Without perf, or without
+/// the tracepoints, the counts are missing (NaN in the tables).
+struct SyscallCount(Option<Child>);
+
+impl SyscallCount {
+    fn start(pid: i32) -> SyscallCount {
+        let events: Vec<&str> = SYSCALL_EVENTS
+            .into_iter()
+            .filter(|e| {
+                let (group, name) = e.split_once(':').unwrap_or_default();
+                Path::new("/sys/kernel/tracing/events")
+                    .join(group)
+                    .join(name)
+                    .exists()
+            })
+            .collect();
+        if events.is_empty() {
+            eprintln!("no syscall tracepoints: no system call counts");
+            return SyscallCount(None);
+        }
+        let child = Command::new("perf")
+            .args(["stat", "-x", ",", "-e", &events.join(","), "-p"])
+            .arg(pid.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok();
+        if child.is_none() {
+            eprintln!("perf is not available: no system call counts");
+        }
+        SyscallCount(child)
+    }
+
+    /// Stops counting (SIGINT to perf, which then prints its counts) and
+    /// divides by `m` messages.
+    fn finish(mut self, m: usize) -> Calls {
+        let mut out = String::new();
+        if let Some(mut child) = self.0.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            if let Some(mut err) = child.stderr.take() {
+                let _ = err.read_to_string(&mut out);
+            }
+            let _ = child.wait();
+        }
+        // One line per event: count,unit,event,...
+        let count = |event: &str| -> Option<f64> {
+            out.lines()
+                .find(|l| l.split(',').nth(2) == Some(event))
+                .and_then(|l| l.split(',').next()?.parse::<f64>().ok())
+        };
+        let all = count(SYSCALL_EVENTS[0]);
+        if all.is_none() && !out.is_empty() {
+            eprintln!("perf stat counted nothing: {}", out.trim());
+        }
+        let per_msg = |c: Option<f64>| c.map_or(f64::NAN, |c| c / m as f64);
+        let polls = match (count(SYSCALL_EVENTS[2]), count(SYSCALL_EVENTS[3])) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+        };
+        Calls {
+            all: per_msg(all),
+            recv: per_msg(count(SYSCALL_EVENTS[1])),
+            poll: per_msg(polls),
+        }
+    }
+}
+
+impl Drop for SyscallCount {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 fn sleep_until_epoch_ms(at: u64) {
@@ -432,13 +526,33 @@ impl std::fmt::Display for Alert {
     }
 }
 
+/// How the daemon meets the flood.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// Running: it handles the messages as they come.
+    Live,
+    /// Stopped (SIGSTOP) while the whole flood is written, which the
+    /// broker queues for it; then resumed (SIGCONT), it drains the backlog.
+    Backlog,
+}
+
 #[derive(Debug, Clone)]
 struct Run {
     startup_ms: f64,
     cpu_us: f64,
     cpu_us_net: f64,
+    /// System calls per message.
+    calls: Calls,
+    /// CPU-µs per message of Paho's receive thread and of the main loop.
+    receive_us: f64,
+    main_us: f64,
     msgs_per_s: f64,
+    /// Peak RSS of the whole run.
     rss_mb: f64,
+    /// RSS just before the flood (start-up replay over, idle).
+    idle_rss_mb: f64,
+    /// Peak RSS from the flood's first byte to the end of the run.
+    flood_rss_mb: f64,
     lost: usize,
     stale: usize,
     alert: Alert,
@@ -450,7 +564,14 @@ struct Run {
     floor_msgs_per_s: f64,
 }
 
-fn run_daemon(n: usize, m: usize, states: usize, flood: &Flood, sampled: &[usize]) -> Run {
+fn run_daemon(
+    n: usize,
+    m: usize,
+    states: usize,
+    flood: &Flood,
+    sampled: &[usize],
+    mode: Mode,
+) -> Run {
     let broker = Broker::start_with(free_port(), BROKER_EXTRA);
     let dir = workdir(&config_text(broker.port, n));
     let last_state = seed(&dir.path().join("iotdb.leveldb"), n, states);
@@ -513,14 +634,35 @@ fn run_daemon(n: usize, m: usize, states: usize, flood: &Flood, sampled: &[usize
     }
 
     let mut publisher = mqtt_connect(broker.port, "flood-publisher");
-    sleep_until_epoch_ms(deadline_ms.saturating_sub(LEAD_MS));
+    let idle_rss_mb = rss_mb(pid);
+    let mut syscalls = Some(SyscallCount::start(pid));
+    // perf needs a moment to attach.
+    sleep_until_epoch_ms(deadline_ms.saturating_sub(LEAD_MS).max(epoch_ms() + 200));
+    let startup_peak_mb = peak_rss_mb(pid);
+    reset_peak_rss(pid);
     let cpu0 = cpu_s(pid);
+    let threads0 = thread_cpu_s(pid);
+    if mode == Mode::Backlog {
+        daemon.signal(libc::SIGSTOP);
+        let deadline = Instant::now() + 10 * S;
+        while common::proc_stat(pid).first().map(String::as_str) != Some("T") {
+            assert!(Instant::now() < deadline, "the daemon did not stop");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
     let t0 = Instant::now();
     let t0_ms = epoch_ms();
     write_flood(&mut publisher, &flood.bytes);
     let write_s = t0.elapsed().as_secs_f64();
     publisher.write_all(&tail).unwrap();
     let tail_sent = Instant::now();
+    // The drain starts when the daemon resumes.
+    let start = if mode == Mode::Backlog {
+        daemon.signal(libc::SIGCONT);
+        Instant::now()
+    } else {
+        t0
+    };
 
     // Replays: everything after the marker.
     let mut marker = false;
@@ -531,7 +673,7 @@ fn run_daemon(n: usize, m: usize, states: usize, flood: &Flood, sampled: &[usize
     // and the hellos follow the whole flood, so by then every flood
     // message has been handled and the states committed; the rest of the
     // replays are the verification, not counted.
-    let mut first: Option<(Instant, f64)> = None;
+    let mut first: Option<(Instant, f64, (f64, f64), Calls)> = None;
     let hard = Instant::now() + 600 * S;
     let mut busy_probe = (Instant::now(), cpu_s(pid));
     let mut busy = true;
@@ -563,19 +705,22 @@ fn run_daemon(n: usize, m: usize, states: usize, flood: &Flood, sampled: &[usize
             dupes += 1;
         }
         if first.is_none() {
-            first = Some((now, cpu_s(pid)));
+            let cpu = cpu_s(pid);
+            let threads = thread_cpu_s(pid);
+            let calls = syscalls.take().map(|c| c.finish(m));
+            first = Some((now, cpu, threads, calls.expect("counted once")));
         }
     }
     assert!(marker, "the marker never came back from the broker");
-    let Some((done, cpu_done)) = first else {
+    let Some((done, cpu_done, threads, calls)) = first else {
         panic!(
             "no hello replay within the time allowed; daemon log:\n{}",
             daemon.log()
         );
     };
-    let elapsed = done.duration_since(t0).as_secs_f64();
+    let elapsed = done.duration_since(start).as_secs_f64();
     let replays_s = last_arrival.map_or(0.0, |l| l.duration_since(done).as_secs_f64());
-    let done_ms = t0_ms + (elapsed * 1000.0) as u64;
+    let done_ms = t0_ms + done.duration_since(t0).as_millis() as u64;
     let cpu = cpu_done - cpu0;
     let (mut lost, mut stale) = (0, 0);
     for (topic, value) in &want {
@@ -621,6 +766,8 @@ fn run_daemon(n: usize, m: usize, states: usize, flood: &Flood, sampled: &[usize
     // flood (first byte written .. completion): its delay, even if it
     // arrives after completion.
     let alert = match mon.all().iter().find(|m| m.topic == alert_topic) {
+        // A stopped daemon alerts late by design.
+        _ if mode == Mode::Backlog => Alert::Outside,
         None => Alert::Missing,
         Some(a) => match a.text().parse::<u64>() {
             Ok(s) if s * 1000 >= t0_ms && s * 1000 <= done_ms => {
@@ -633,16 +780,16 @@ fn run_daemon(n: usize, m: usize, states: usize, flood: &Flood, sampled: &[usize
 
     // Idle rate, over 2 s between two half-seconds (the tick runs just
     // after each whole second: exactly two ticks inside).
-    let start = (epoch_ms() / 1000 + 1) * 1000 + 500;
-    sleep_until_epoch_ms(start);
+    let idle_from = (epoch_ms() / 1000 + 1) * 1000 + 500;
+    sleep_until_epoch_ms(idle_from);
     let idle0 = cpu_s(pid);
-    sleep_until_epoch_ms(start + 2000);
+    sleep_until_epoch_ms(idle_from + 2000);
     let idle_rate = (cpu_s(pid) - idle0) / 2.0;
 
     if daemon.wait(Duration::ZERO).is_some() {
         panic!("the daemon died during the run; log:\n{}", daemon.log());
     }
-    let rss_mb = peak_rss_mb(pid);
+    let flood_rss_mb = peak_rss_mb(pid);
     drop(publisher);
     drop(verify);
     drop(mon);
@@ -652,8 +799,13 @@ fn run_daemon(n: usize, m: usize, states: usize, flood: &Flood, sampled: &[usize
         startup_ms,
         cpu_us: cpu * 1e6 / m as f64,
         cpu_us_net: (cpu - idle_rate * elapsed) * 1e6 / m as f64,
+        calls,
+        receive_us: (threads.0 - threads0.0) * 1e6 / m as f64,
+        main_us: (threads.1 - threads0.1) * 1e6 / m as f64,
         msgs_per_s: m as f64 / elapsed,
-        rss_mb,
+        rss_mb: startup_peak_mb.max(flood_rss_mb),
+        idle_rss_mb,
+        flood_rss_mb,
         lost,
         stale,
         alert,
@@ -819,6 +971,20 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// Medians of the per-message costs, as table cells: CPU-µs of Paho's
+/// receive thread and of the main loop, system calls (all, recv, poll).
+fn cost_cells(results: &[Run]) -> String {
+    let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
+    format!(
+        "{:.2} | {:.2} | {:.2} | {:.2} | {:.2}",
+        med(|r| r.receive_us),
+        med(|r| r.main_us),
+        med(|r| r.calls.all),
+        med(|r| r.calls.recv),
+        med(|r| r.calls.poll)
+    )
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok {
         "ok"
@@ -853,18 +1019,33 @@ fn machine() -> String {
     format!("{model}, nproc {nproc}")
 }
 
-const RUN_HEADER: &str = "| N | M | run | start-up ms | CPU-µs/msg | net of idle | msg/s | peak RSS MB | lost | stale | alert ms after deadline | floor CPU-µs/msg | floor msg/s | idle CPU % | publisher write s | flood s | replays s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const RUN_HEADER: &str = "| N | M | mode | run | start-up ms | CPU-µs/msg | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB | lost | stale | alert ms after deadline | floor CPU-µs/msg | floor msg/s | idle CPU % | publisher write s | flood s | replays s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
-fn run_row(n: usize, m: usize, i: usize, r: &Run) -> String {
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Live => "flood",
+        Mode::Backlog => "backlog",
+    }
+}
+
+fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
     format!(
-        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.1} | {} | {} | {} | {:.3} | {} | {:.1} | {:.2} | {:.2} | {:.2} |",
+        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.3} | {} | {:.1} | {:.2} | {:.2} | {:.2} |",
         thousands(n as f64),
         thousands(m as f64),
+        mode_name(mode),
         i + 1,
         r.startup_ms,
         r.cpu_us,
         r.cpu_us_net,
+        r.receive_us,
+        r.main_us,
+        r.calls.all,
+        r.calls.recv,
+        r.calls.poll,
         thousands(r.msgs_per_s),
+        r.idle_rss_mb,
+        r.flood_rss_mb,
         r.rss_mb,
         r.lost,
         r.stale,
@@ -876,6 +1057,27 @@ fn run_row(n: usize, m: usize, i: usize, r: &Run) -> String {
         r.elapsed_s,
         r.replays_s,
     )
+}
+
+/// RSS of the daemon with one device, no TLS and an empty database, once
+/// idle (at its third `B/up`).
+fn idle_rss_one_device() -> f64 {
+    let broker = Broker::start();
+    let dir = workdir(&format!(
+        "[mqtt]\nserverAddress=\"tcp://127.0.0.1:{}\"\nbaseTopic=\"{BASE}\"\nclientid=\"iotmonitor-bench-one\"\n\n\
+         [device_one]\nwatchTimeOut=60\nwatchTopics=\"home/one/sensors/#\"\nstateTopics=\"home/one/state/#\"\nhelloTopic=\"home/one\"\n",
+        broker.port
+    ));
+    let up_topic = format!("{BASE}/up");
+    let client = Client::connect(broker.port, &[&up_topic]);
+    let daemon = Iotmonitor::start(dir.path(), &[]);
+    if client
+        .wait_for(30 * S, |m| m.topic == up_topic && m.text() == "3")
+        .is_none()
+    {
+        panic!("no third {up_topic} within 30 s; log:\n{}", daemon.log());
+    }
+    rss_mb(daemon.pid())
 }
 
 fn main() {
@@ -916,8 +1118,15 @@ fn main() {
         SAMPLE
     );
     println!();
+    let one: Vec<f64> = (0..runs).map(|_| idle_rss_one_device()).collect();
+    let one_rss = median(one);
+    println!(
+        "Idle RSS with one device, no TLS, empty database (median of {runs}): {one_rss:.1} MB (target ≤ {T_IDLE_RSS_MB} MB) {}",
+        verdict(one_rss <= T_IDLE_RSS_MB)
+    );
+    println!();
     println!("{RUN_HEADER}");
-    let mut table: Vec<(usize, Vec<Run>)> = Vec::new();
+    let mut table: Vec<(usize, Vec<Run>, Vec<Run>)> = Vec::new();
     for &n in &ns {
         let flood = make_flood(n, m);
         let s = SAMPLE.min(n);
@@ -926,24 +1135,27 @@ fn main() {
             let mut seen = HashSet::new();
             sampled.into_iter().filter(|d| seen.insert(*d)).collect()
         };
-        let mut results = Vec::new();
+        let (mut results, mut backlog) = (Vec::new(), Vec::new());
         for i in 0..runs {
-            let mut r = run_daemon(n, m, states, &flood, &sampled);
+            let mut r = run_daemon(n, m, states, &flood, &sampled, Mode::Live);
             let (floor_cpu_us, floor_msgs_per_s) = run_floor(m, &flood);
             r.floor_cpu_us = floor_cpu_us;
             r.floor_msgs_per_s = floor_msgs_per_s;
-            println!("{}", run_row(n, m, i, &r));
+            println!("{}", run_row(n, m, Mode::Live, i, &r));
             results.push(r);
+            let b = run_daemon(n, m, states, &flood, &sampled, Mode::Backlog);
+            println!("{}", run_row(n, m, Mode::Backlog, i, &b));
+            backlog.push(b);
         }
-        table.push((n, results));
+        table.push((n, results, backlog));
     }
 
     println!();
     println!("## Medians of {runs} run(s) — {machine}");
     println!();
-    println!("| N devices | CPU-µs/msg (target ≤ {T_CPU_US}) | net of idle | msg/s | peak RSS MB (target ≤ {T_RSS_MB} at 10,000) | start-up to first B/up ms (target ≤ {T_STARTUP_MS} at 10,000 with 100,000 states) | expiry alert after deadline ms (target ≤ {T_ALERT_MS}) | lost / stale, all runs (target 0) | floor CPU-µs/msg | floor msg/s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (n, results) in &table {
+    println!("| N devices | CPU-µs/msg (target ≤ {T_CPU_US}) | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB (target ≤ {T_RSS_MB} at 10,000) | start-up to first B/up ms (target ≤ {T_STARTUP_MS} at 10,000 with 100,000 states) | expiry alert after deadline ms (target ≤ {T_ALERT_MS}) | lost / stale, all runs (target 0) | floor CPU-µs/msg | floor msg/s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (n, results, _) in &table {
         let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
         let alerts: Vec<f64> = results
             .iter()
@@ -984,10 +1196,13 @@ fn main() {
         let stale: usize = results.iter().map(|r| r.stale).sum();
         let big = *n >= 10_000;
         println!(
-            "| {} | {cpu:.2} {} | {net:.2} | {} | {rss:.1}{} | {startup:.0}{} | {alert} | {lost} / {stale} {} | {:.3} | {} |",
+            "| {} | {cpu:.2} {} | {net:.2} | {} | {} | {:.1} | {:.1} | {rss:.1}{} | {startup:.0}{} | {alert} | {lost} / {stale} {} | {:.3} | {} |",
             thousands(*n as f64),
             verdict(cpu <= T_CPU_US),
+            cost_cells(results),
             thousands(med(|r| r.msgs_per_s)),
+            med(|r| r.idle_rss_mb),
+            med(|r| r.flood_rss_mb),
             if big {
                 format!(" {}", verdict(rss <= T_RSS_MB))
             } else {
@@ -1004,6 +1219,26 @@ fn main() {
         );
     }
     println!();
-    println!("Targets: ≤ {T_CPU_US} CPU-µs per message at N = 1,000 and 10,000 with M = 200,000; 0 lost / stale; peak RSS ≤ {T_RSS_MB} MB at N = 10,000; start-up to the first B/up ≤ {T_STARTUP_MS} ms with 10,000 devices and 100,000 stored states; expiry alert ≤ {T_ALERT_MS} ms after its deadline during the flood.");
-    println!("CPU: the daemon's utime+stime (/proc/<pid>/stat, in 1/{} s ticks) from the first flood byte written to the arrival of the first hello replay (flood s; the daemon handles messages in order, so all of the flood was handled); net = minus the idle rate (tick and helloTopicCount round, measured over 2 s after the run) × that time. msg/s = M / flood s. replays s: first to last replay of the {SAMPLE} sampled devices (verification only). Alert: delay of watchme's first B/expired after its deadline, which falls 400 ms into the flood (1.4 s when start-up takes over 1 s); n/a when the deadline fell outside the flood. Floor: a raw-socket subscriber to home/# that only splits packets, during an identical flood.", unsafe { libc::sysconf(libc::_SC_CLK_TCK) });
+    println!("Backlog drain: the daemon stopped (SIGSTOP) while the whole flood is written (the broker queues it), then resumed (SIGCONT).");
+    println!();
+    println!("| N devices | CPU-µs/msg | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s from SIGCONT | drain peak RSS MB | lost / stale, all runs |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (n, _, results) in &table {
+        let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
+        let lost: usize = results.iter().map(|r| r.lost).sum();
+        let stale: usize = results.iter().map(|r| r.stale).sum();
+        println!(
+            "| {} | {:.2} | {:.2} | {} | {} | {:.1} | {lost} / {stale} {} |",
+            thousands(*n as f64),
+            med(|r| r.cpu_us),
+            med(|r| r.cpu_us_net),
+            cost_cells(results),
+            thousands(med(|r| r.msgs_per_s)),
+            med(|r| r.flood_rss_mb),
+            verdict(lost + stale == 0),
+        );
+    }
+    println!();
+    println!("Targets: ≤ {T_CPU_US} CPU-µs per message at N = 1,000 and 10,000 with M = 200,000; 0 lost / stale; peak RSS ≤ {T_RSS_MB} MB at N = 10,000; start-up to the first B/up ≤ {T_STARTUP_MS} ms with 10,000 devices and 100,000 stored states; expiry alert ≤ {T_ALERT_MS} ms after its deadline during the flood; idle RSS ≤ {T_IDLE_RSS_MB} MB with one device and no TLS.");
+    println!("CPU: the daemon's utime+stime (/proc/<pid>/stat, in 1/{} s ticks) from the first flood byte written to the arrival of the first hello replay (flood s; the daemon handles messages in order, so all of the flood was handled); net = minus the idle rate (tick and helloTopicCount round, measured over 2 s after the run) × that time. Backlog: CPU from the first flood byte (the daemon is stopped then) to the first replay, flood s and msg/s from SIGCONT. syscalls/msg: every system call of the daemon (all threads) over the same span, counted by perf stat (raw_syscalls:sys_enter; NaN without perf), including the idle activity of that span (a few hundred calls a second; at N = 10,000 the helloTopicCount round adds about one write per device a second); recv/msg and poll/msg: the recvfrom and poll/ppoll calls among them. Paho receive thread, main loop: CPU-µs per message of those two threads of the daemon (/proc/<pid>/task), over the same span; the rest is Paho's send thread and the others. idle RSS: VmRSS once the start-up replay is over, before the flood; flood peak RSS: VmHWM reset (clear_refs) at the first flood byte; peak RSS: the whole run. msg/s = M / flood s. replays s: first to last replay of the {SAMPLE} sampled devices (verification only). Alert: delay of watchme's first B/expired after its deadline, which falls 400 ms into the flood (1.4 s when start-up takes over 1 s); n/a when the deadline fell outside the flood. Floor: a raw-socket subscriber to home/# that only splits packets, during an identical flood.", unsafe { libc::sysconf(libc::_SC_CLK_TCK) });
 }

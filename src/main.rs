@@ -77,6 +77,7 @@ fn run(
         }
         None => config,
     };
+    init_paho(&config.mqtt.server_address);
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     if let Some(addr) = config.http_bind {
         http::spawn(addr, control_tx)?;
@@ -84,6 +85,26 @@ fn run(
     let daemon = Daemon::new(config_path, config, store, agent_logs)?;
     daemon.run(signals, control_rx)?;
     Ok(())
+}
+
+/// Tells Paho C, before its first client exists, whether to initialise
+/// OpenSSL: only for a TLS broker. By default it does for any client,
+/// loading every algorithm, the error strings and OpenSSL's configuration
+/// file (about 2 MB of resident memory). OpenSSL 1.1 and later initialise
+/// themselves at their first use anyway, so a TLS connection made later
+/// (after a reload) still works.
+fn init_paho(server_address: &str) {
+    let tls = ["ssl://", "mqtts://"]
+        .iter()
+        .any(|scheme| server_address.starts_with(scheme));
+    let mut options = paho_mqtt_sys::MQTTAsync_init_options {
+        struct_id: [b'M', b'Q', b'T', b'G'].map(|b| b as std::ffi::c_char),
+        struct_version: 0,
+        do_openssl_init: i32::from(tls),
+    };
+    // SAFETY: a valid init structure (version 0, "MQTG"), read during the
+    // call only; called before any Paho client is created.
+    unsafe { paho_mqtt_sys::MQTTAsync_global_init(&mut options) };
 }
 
 /// A thread turning SIGTERM/SIGINT/SIGHUP into messages for the main loop.

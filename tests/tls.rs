@@ -4,84 +4,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 
 const S: Duration = Duration::from_secs(1);
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let st = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed by scripts/deps.sh");
-    assert!(
-        st.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-}
-
-/// `openssl req` making a new P-256 key `<name>.key` and, with `extra`,
-/// a self-signed certificate or a signing request `<out>`.
-fn new_key_request(dir: &Path, name: &str, out: &str, extra: &[&str]) {
-    let key = format!("{name}.key");
-    let subject = format!("/CN={name}");
-    let mut args = vec![
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-out",
-        out,
-        "-subj",
-        &subject,
-    ];
-    args.extend_from_slice(extra);
-    openssl(dir, &args);
-}
-
-/// A self-signed CA, `<ca>.crt/.key`.
-fn make_ca(dir: &Path, ca: &str) {
-    new_key_request(dir, ca, &format!("{ca}.crt"), &["-x509", "-days", "2"]);
-}
-
-/// A certificate+key signed by `ca`, named `<name>.crt/.key`.
-fn make_cert(dir: &Path, ca: &str, name: &str, san: &str) {
-    new_key_request(dir, name, &format!("{name}.csr"), &[]);
-    std::fs::write(
-        dir.join(format!("{name}.ext")),
-        format!("subjectAltName={san}\n"),
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
-}
 
 #[test]
 fn connects_over_tls_with_client_certificate() {

@@ -676,3 +676,141 @@ impl Drop for Relay {
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// A raw MQTT 3.1.1 publisher: packets written by hand, so that a test or
+// the bench decides how they are cut into writes.
+
+/// Appends an MQTT variable byte integer (a remaining length).
+pub fn varint(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Appends a length-prefixed MQTT string.
+pub fn mqtt_string(s: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// Appends a QoS 0, not retained PUBLISH.
+pub fn publish(topic: &str, payload: &[u8], out: &mut Vec<u8>) {
+    out.push(0x30);
+    varint(2 + topic.len() + payload.len(), out);
+    mqtt_string(topic.as_bytes(), out);
+    out.extend_from_slice(payload);
+}
+
+/// Connects with MQTT 3.1.1, clean session, no keep-alive; waits for the
+/// CONNACK (10 s at most). Writes time out after 300 s.
+pub fn mqtt_connect(port: u16, client_id: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("cannot connect to the broker on {port}: {e}"));
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(300)))
+        .unwrap();
+    let mut body = Vec::new();
+    mqtt_string(b"MQTT", &mut body);
+    body.extend_from_slice(&[4, 0x02, 0, 0]); // 3.1.1, clean session, keep-alive 0
+    mqtt_string(client_id.as_bytes(), &mut body);
+    let mut pkt = vec![0x10];
+    varint(body.len(), &mut pkt);
+    pkt.extend_from_slice(&body);
+    stream.write_all(&pkt).unwrap();
+    let mut connack = [0u8; 4];
+    stream
+        .read_exact(&mut connack)
+        .unwrap_or_else(|e| panic!("{client_id}: no CONNACK within 10 s: {e}"));
+    assert!(
+        connack[0] == 0x20 && connack[3] == 0,
+        "{client_id}: connection refused: {connack:?}"
+    );
+    stream
+}
+
+// ---------------------------------------------------------------------
+// A throw-away PKI made with the openssl command.
+
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let st = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed by scripts/deps.sh");
+    assert!(
+        st.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
+/// `openssl req` making a new P-256 key `<name>.key` and, with `extra`,
+/// a self-signed certificate or a signing request `<out>`.
+pub fn new_key_request(dir: &Path, name: &str, out: &str, extra: &[&str]) {
+    let key = format!("{name}.key");
+    let subject = format!("/CN={name}");
+    let mut args = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        out,
+        "-subj",
+        &subject,
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
+}
+
+/// A self-signed CA, `<ca>.crt/.key`.
+pub fn make_ca(dir: &Path, ca: &str) {
+    new_key_request(dir, ca, &format!("{ca}.crt"), &["-x509", "-days", "2"]);
+}
+
+/// A certificate+key signed by `ca`, named `<name>.crt/.key`.
+pub fn make_cert(dir: &Path, ca: &str, name: &str, san: &str) {
+    new_key_request(dir, name, &format!("{name}.csr"), &[]);
+    std::fs::write(
+        dir.join(format!("{name}.ext")),
+        format!("subjectAltName={san}\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+        ],
+    );
+}
