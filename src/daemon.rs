@@ -20,12 +20,13 @@ use crate::config::{self, Config, DeviceConfig};
 use crate::event::EventKind;
 use crate::http::{Request, Want};
 use crate::link::{Link, LinkEvent, Presence};
+use crate::monitor::failover::Action;
 use crate::monitor::{Class, Monitor, Outbox, Settings};
 use crate::notify::Notifier;
 use crate::page;
 use crate::procfs::{self, ScanResult, Scanner};
 use crate::status::{BrokerFacts, DeviceStatus, Facts, StoreFacts};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Link events handled in one go before looking at the other inputs.
 const MAX_BURST: usize = 4096;
@@ -42,6 +43,12 @@ const PAGE_EVENTS: usize = 50;
 const STRIP_MS: u64 = 24 * 3_600_000;
 /// Offset after each whole second at which the tick runs.
 const TICK_OFFSET_MS: u64 = 5;
+/// With failover, being dropped for another client with the same id this
+/// soon after start means a second instance was started with it: an error.
+const TAKEN_OVER_GRACE_MS: u64 = 15_000;
+/// The keys of the facts the active instance holds (`Link::hold`).
+const LEASE: &str = "lease";
+const STATUS: &str = "status";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
@@ -76,6 +83,8 @@ pub struct Daemon {
     reconnects: u64,
     /// Subscriptions the broker refused (until a reload changes them).
     refused: Vec<String>,
+    /// Why the daemon must stop (another instance with its client id).
+    fatal: Option<String>,
     /// systemd notification, when started by systemd with `Type=notify`.
     notifier: Option<Notifier>,
 }
@@ -99,12 +108,25 @@ impl Daemon {
         );
         let monitor = Monitor::new(settings, devices, store.verdicts(), start);
         let topics = monitor.topics();
+        // With failover the main connection announces the instance; the
+        // active one holds B/status and the lease on connections of their
+        // own (their last wills undo them).
         let presence = Presence {
             base: format!("{}/", topics.base()),
-            topic: topics.status(),
-            online: "online",
+            topic: match config.failover {
+                Some(_) => topics.instance(&config.mqtt.client_id),
+                None => topics.status(),
+            },
+            online: if config.failover.is_some() {
+                "standby"
+            } else {
+                "online"
+            },
             offline: "offline",
         };
+        if config.failover.is_some() {
+            agents.set_active(false);
+        }
         let mut link = Link::new(&config.mqtt, presence)?;
         link.set_filters(monitor.subscriptions());
         Ok(Daemon {
@@ -125,6 +147,7 @@ impl Daemon {
             broker_since: None,
             reconnects: 0,
             refused: Vec::new(),
+            fatal: None,
             notifier: Notifier::from_env(),
         })
     }
@@ -142,7 +165,7 @@ impl Daemon {
         mut self,
         mut signals: Receiver<Signal>,
         mut control: Receiver<Request>,
-    ) -> Result<(), StoreError> {
+    ) -> anyhow::Result<()> {
         let mut next_tick = self.next_tick();
         if let Some(n) = &self.notifier {
             n.ready();
@@ -150,7 +173,7 @@ impl Daemon {
         let mut link_wake = self.link.wake().clone();
         let mut events = Vec::with_capacity(MAX_BURST);
         let mut scans = self.agents.scans();
-        loop {
+        while self.fatal.is_none() {
             let now = Instant::now();
             self.link.poll(now);
             if now >= next_tick {
@@ -208,8 +231,45 @@ impl Daemon {
         if let Some(n) = &self.notifier {
             n.stopping();
         }
+        if self.config.failover.is_some() && self.monitor.leading() {
+            // Hand over: the lease cleared at once; B/status left online
+            // when a standby is there to take over.
+            self.link.release(LEASE, Some(b""));
+            let last: Option<&[u8]> = if self.monitor.standby_alive() {
+                None
+            } else {
+                Some(b"offline")
+            };
+            self.link.release(STATUS, last);
+        }
         self.link.shutdown(Duration::from_secs(2));
-        self.store.close()
+        self.store.close()?;
+        match self.fatal {
+            Some(why) => Err(anyhow::anyhow!(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Carries out a decision of the failover election.
+    fn on_failover(&mut self, action: Action) {
+        let topics = self.monitor.topics();
+        match action {
+            Action::Claim => {
+                let (topic, id) = (topics.leader(), self.config.mqtt.client_id.clone());
+                self.link.hold(LEASE, topic, id.as_bytes(), b"");
+            }
+            Action::Withdraw => self.link.release(LEASE, None),
+            Action::BecameActive { .. } | Action::Resumed => {
+                let topic = topics.status();
+                self.link.hold(STATUS, topic, b"online", b"offline");
+                self.agents.set_active(true);
+            }
+            Action::Deposed { .. } => {
+                self.link.release(LEASE, None);
+                self.link.release(STATUS, None);
+                self.agents.stop_launched(Instant::now());
+            }
+        }
     }
 
     /// Carries out what the monitor asked for.
@@ -225,6 +285,13 @@ impl Daemon {
                 Some(online) => self.store.put_verdict(&name, online),
                 None => self.store.forget_verdict(&name),
             }
+        }
+        let actions = std::mem::take(&mut self.out.failover);
+        for action in actions {
+            self.on_failover(action);
+        }
+        if self.monitor.take_startup_replay() {
+            self.replay_cursor = Some(Vec::new());
         }
     }
 
@@ -262,14 +329,20 @@ impl Daemon {
                 self.monitor.on_connected(now, &mut self.out);
                 self.flush();
                 self.link.subscribe_all();
-                if self.monitor.take_startup_replay() {
-                    self.replay_cursor = Some(Vec::new());
-                }
             }
             LinkEvent::Lost => {
                 self.broker_since = Some(now.mono_ms);
                 self.monitor.on_disconnected(now, &mut self.out);
                 self.flush();
+            }
+            LinkEvent::TakenOver => {
+                let starting = now.mono_ms.saturating_sub(self.start.mono_ms) < TAKEN_OVER_GRACE_MS;
+                if self.config.failover.is_some() && starting {
+                    self.fatal = Some(format!(
+                        "another instance uses the client id '{}': with [failover], every instance needs its own [mqtt] clientid",
+                        self.config.mqtt.client_id
+                    ));
+                }
             }
             LinkEvent::SubscriptionsRefused(filters) => {
                 for f in filters {
@@ -343,6 +416,7 @@ impl Daemon {
             events,
             event_counts: history.kind_counts().collect(),
             strips,
+            failover: self.monitor.failover_view(now),
         }
     }
 

@@ -43,6 +43,8 @@ struct Reply {
     status: u16,
     content_type: &'static str,
     body: String,
+    /// More headers (`/status` names the failover role and leader).
+    headers: Vec<(&'static str, String)>,
 }
 
 fn reply(status: u16, content_type: &'static str, body: String) -> Reply {
@@ -50,6 +52,7 @@ fn reply(status: u16, content_type: &'static str, body: String) -> Reply {
         status,
         content_type,
         body,
+        headers: Vec::new(),
     }
 }
 
@@ -76,14 +79,17 @@ pub fn spawn(addr: SocketAddr, requests: Sender<Request>) -> anyhow::Result<()> 
                     .map(|h| h.value.as_str().to_string())
                     .unwrap_or_default();
                 let reply = answer(req.method(), req.url(), &accept, &requests);
-                let header = tiny_http::Header::from_bytes(
-                    &b"Content-Type"[..],
-                    reply.content_type.as_bytes(),
-                )
-                .expect("static header");
-                let response = tiny_http::Response::from_string(reply.body)
-                    .with_status_code(reply.status)
-                    .with_header(header);
+                let mut response =
+                    tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
+                let headers = [("Content-Type", reply.content_type.to_string())]
+                    .into_iter()
+                    .chain(reply.headers);
+                for (name, value) in headers {
+                    if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
+                    {
+                        response.add_header(h);
+                    }
+                }
                 let _ = req.respond(response);
             }
         })?;
@@ -127,8 +133,18 @@ fn answer(
     let result = match path {
         "/" if accept.contains("text/html") => ask(requests, Want::Page)
             .map(|f| reply(200, "text/html; charset=utf-8", crate::page::render(&f))),
-        "/" | "/status" => ask(requests, Want::Devices)
-            .map(|f| reply(200, "application/json", status::status_json(&f.devices))),
+        "/" | "/status" => ask(requests, Want::Devices).map(|f| {
+            let mut r = reply(200, "application/json", status::status_json(&f.devices));
+            if let Some(v) = &f.failover {
+                r.headers
+                    .push(("X-Iotmonitor-Role", status::role_name(v.role).into()));
+                r.headers
+                    .push(("X-Iotmonitor-Leader", v.leader.clone().unwrap_or_default()));
+            }
+            r
+        }),
+        "/instance" => ask(requests, Want::Devices)
+            .map(|f| reply(200, "application/json", status::instance_json(&f))),
         "/events" => ask(requests, events_want(query))
             .map(|f| reply(200, "application/json", status::events_json(&f.events))),
         "/metrics" => ask(requests, Want::Devices).map(|f| {
@@ -141,7 +157,7 @@ fn answer(
         "/healthz" => ask(requests, Want::Devices).map(|f| health(&f)),
         _ => Err(text(
             404,
-            "not found: try /, /status, /events, /metrics or /healthz\n",
+            "not found: try /, /status, /events, /instance, /metrics or /healthz\n",
         )),
     };
     result.unwrap_or_else(|r| r)

@@ -12,8 +12,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::event::Event;
+use crate::monitor::failover::Role;
 use crate::monitor::Verdict;
-use crate::status::{DeviceStatus, Facts, Strip};
+use crate::status::{self, DeviceStatus, Facts, Strip};
 
 /// The availability strip: 24 hours in 48 beats of 30 minutes.
 const BEATS: u64 = 48;
@@ -242,6 +243,17 @@ pub fn render(f: &Facts) -> String {
                                     b.late { "failing" }
                                     @if let Some(e) = &f.database.last_error { " (" (e) ")" }
                                     " · " (f.database.pending) " states kept in memory"
+                                }
+                            }
+                            @if let Some(v) = &f.failover {
+                                span #failover {
+                                    "failover: this instance " b { (v.id) } " is "
+                                    b class=(if v.role == Role::Active { "" } else { "mute" }) { (status::role_name(v.role)) }
+                                    " · leader " b { (v.leader.as_deref().unwrap_or("none")) }
+                                    @for (id, p) in &v.peers {
+                                        " · " (id) " " (p.presence) " (priority " (p.priority) ")"
+                                    }
+                                    @if let Some(t) = v.last_takeover_ms { " · last takeover " (ago(f.now_ms, t)) }
                                 }
                             }
                             @if !f.broker.refused.is_empty() {

@@ -9,7 +9,8 @@ use std::fmt::Write;
 use serde_json::json;
 
 use crate::event::{Event, EventKind};
-use crate::monitor::{DeviceView, Verdict};
+use crate::monitor::failover::Role;
+use crate::monitor::{DeviceView, FailoverView, Verdict};
 
 /// One device or agent at the time of a request: the core's view, plus
 /// the supervisor's facts for agents.
@@ -86,6 +87,42 @@ pub struct Facts {
     pub event_counts: HashMap<EventKind, u64>,
     /// Per device name: its availability over the last 24 hours.
     pub strips: HashMap<String, Strip>,
+    /// With `[failover]`: this instance's role, the leader, the peers.
+    pub failover: Option<FailoverView>,
+}
+
+/// The name of a failover role, as shown and exported.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Deciding => "deciding",
+        Role::Standby => "standby",
+        Role::Claiming => "claiming",
+        Role::Active => "active",
+    }
+}
+
+/// `GET /instance`: this instance's part in a failover group.
+pub fn instance_json(f: &Facts) -> String {
+    let body = match &f.failover {
+        None => json!({ "failover": false, "role": "active" }),
+        Some(v) => json!({
+            "failover": true,
+            "id": v.id,
+            "priority": v.priority,
+            "role": role_name(v.role),
+            "leader": v.leader,
+            "peers": v.peers.iter().map(|(id, p)| json!({
+                "id": id,
+                "presence": p.presence,
+                "priority": p.priority,
+            })).collect::<Vec<_>>(),
+            "takeovers": v.takeovers,
+            "lastTakeover": v.last_takeover_ms.map(|ms| ms / 1000),
+        }),
+    };
+    let mut body = body.to_string();
+    body.push('\n');
+    body
 }
 
 /// `GET /status`: `[{"name","kind","expired","lastContact","deadline","helloCount","pid"}]`,
@@ -405,6 +442,55 @@ pub fn metrics(f: &Facts) -> String {
         "Repeated publications (B/up, hello counts) dropped while the broker was slow",
         f.broker.dropped,
     );
+    if let Some(v) = &f.failover {
+        m.family(
+            "iotmonitor_failover_role",
+            "gauge",
+            "1 for this instance's current failover role",
+        );
+        for role in [Role::Deciding, Role::Standby, Role::Claiming, Role::Active] {
+            m.sample(
+                "iotmonitor_failover_role",
+                &format!("{{role=\"{}\"}}", role_name(role)),
+                u8::from(v.role == role),
+            );
+        }
+        m.family(
+            "iotmonitor_failover_leader",
+            "gauge",
+            "1, labelled with the instance holding the lease",
+        );
+        if let Some(leader) = &v.leader {
+            m.sample(
+                "iotmonitor_failover_leader",
+                &format!("{{leader=\"{}\"}}", label(leader)),
+                1,
+            );
+        }
+        m.single(
+            "iotmonitor_failover_peers",
+            "gauge",
+            "Other instances announced standby or active",
+            v.peers
+                .iter()
+                .filter(|(_, p)| matches!(p.presence.as_str(), "standby" | "active"))
+                .count(),
+        );
+        m.single(
+            "iotmonitor_failover_takeovers_total",
+            "counter",
+            "Times this instance became the active one",
+            v.takeovers,
+        );
+        if let Some(t) = v.last_takeover_ms {
+            m.single(
+                "iotmonitor_failover_last_takeover_timestamp_seconds",
+                "gauge",
+                "Epoch seconds of this instance's last takeover",
+                seconds(t),
+            );
+        }
+    }
     m.single(
         "iotmonitor_store_healthy",
         "gauge",

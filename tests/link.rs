@@ -379,7 +379,7 @@ fn a_flood_while_the_main_loop_publishes_never_deadlocks_nor_loses_a_message() {
                     assert_eq!(i, next, "message lost or out of order");
                     next += 1;
                 }
-                LinkEvent::Lost | LinkEvent::SubscriptionsRefused(_) => {
+                LinkEvent::Lost | LinkEvent::SubscriptionsRefused(_) | LinkEvent::TakenOver => {
                     panic!("unexpected {ev:?}")
                 }
             }

@@ -13,20 +13,22 @@
 //! on an outcome (only the diagnosis of a failed connect blocks, on a
 //! thread of its own).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender};
-use log::warn;
+use log::{debug, error, warn};
 use paho_mqtt as mqtt;
 
 use super::failure::{classify, diagnose, Failure, Server};
 use super::handoff::{Handoff, Report};
 use super::window::{Counts, MAX_MESSAGES};
-use super::{Incoming, Presence, CONNECT_TIMEOUT};
+use super::{Incoming, Presence, CONNECT_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN};
+use crate::backoff::Backoff;
 use crate::config::{MqttConfig, Tls};
 
 pub(crate) const V5: u32 = mqtt::MQTT_VERSION_5;
@@ -40,6 +42,14 @@ pub(crate) enum Command {
     Publish(mqtt::Message),
     Subscribe(Vec<String>),
     Unsubscribe(Vec<String>),
+    /// Hold a retained fact on a connection of its own (`Link::hold`).
+    Hold(Fact),
+    /// Let go of a held fact, publishing `last` first when given
+    /// (`Link::release`).
+    Release {
+        key: &'static str,
+        last: Option<Vec<u8>>,
+    },
     /// Publish the offline presence when connected, disconnect, say done.
     Shutdown {
         timeout: Duration,
@@ -47,10 +57,35 @@ pub(crate) enum Command {
     },
 }
 
+/// A retained fact held by a connection whose last will undoes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fact {
+    /// Names the fact, and its connection (client id `<clientid>-<key>`).
+    pub key: &'static str,
+    pub topic: String,
+    /// Published (retained, QoS 1) at each (re)connection.
+    pub payload: Vec<u8>,
+    /// The last will (retained, QoS 1): what the fact becomes when the
+    /// connection dies.
+    pub will: Vec<u8>,
+}
+
+/// The connection holding a fact. Paho reconnects it after a loss; a
+/// failed first connection is tried again here, with back-off.
+struct Holder {
+    fact: Fact,
+    client: mqtt::AsyncClient,
+    opts: mqtt::ConnectOptions,
+    retry: Option<Instant>,
+    backoff: Backoff,
+}
+
 /// What a pending token stands for.
 enum Awaited {
     Connect,
     Subscribe(Vec<String>),
+    /// The first connection of a held fact's connection.
+    Hold(&'static str),
 }
 
 /// Wakes the driver when Paho completes one of its tokens.
@@ -86,6 +121,7 @@ struct Driver {
     poke: Waker,
     /// A publish was refused: warned once until one is accepted again.
     refusing: bool,
+    holders: HashMap<&'static str, Holder>,
 }
 
 /// Builds the first client (so that a bad address or TLS file fails at
@@ -114,6 +150,7 @@ pub(crate) fn spawn(
         awaited: Vec::new(),
         poke: Waker::from(Arc::new(Poke(pokes_tx))),
         refusing: false,
+        holders: HashMap::new(),
     };
     let (tx, commands) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
@@ -125,6 +162,10 @@ pub(crate) fn spawn(
 impl Driver {
     fn run(mut self, commands: &Receiver<Command>, pokes: &Receiver<()>) {
         loop {
+            let retry = self.holders.values().filter_map(|h| h.retry).min();
+            let wait = retry.map_or(Duration::from_secs(3600), |at| {
+                at.saturating_duration_since(Instant::now())
+            });
             select! {
                 recv(commands) -> cmd => match cmd {
                     Ok(Command::Shutdown { timeout, done }) => {
@@ -136,6 +177,7 @@ impl Driver {
                     Err(_) => return,
                 },
                 recv(pokes) -> _ => self.poll_awaited(),
+                default(wait) => self.retry_holders(),
             }
         }
     }
@@ -147,6 +189,8 @@ impl Driver {
             Command::Publish(msg) => self.publish(msg),
             Command::Subscribe(filters) => self.subscribe(filters),
             Command::Unsubscribe(filters) => drop(self.client.unsubscribe_many(&filters)),
+            Command::Hold(fact) => self.hold(fact),
+            Command::Release { key, last } => self.release(key, last, RELEASE_TIMEOUT),
             Command::Shutdown { .. } => unreachable!("handled by run"),
         }
     }
@@ -238,8 +282,86 @@ impl Driver {
         }
     }
 
+    /// Starts holding a fact (a fact already held as asked for is left
+    /// alone; a changed one is held by a new connection).
+    fn hold(&mut self, fact: Fact) {
+        if self.holders.get(fact.key).is_some_and(|h| h.fact == fact) {
+            return;
+        }
+        self.release(fact.key, None, RELEASE_TIMEOUT);
+        let key = fact.key;
+        match build_holder(&self.cfg, self.keep_alive, &fact) {
+            Ok((client, opts)) => {
+                let token = client.connect(opts.clone());
+                self.holders.insert(
+                    key,
+                    Holder {
+                        fact,
+                        client,
+                        opts,
+                        retry: None,
+                        backoff: Backoff::new(RECONNECT_MIN, RECONNECT_MAX),
+                    },
+                );
+                self.await_token(token, Awaited::Hold(key));
+            }
+            Err(e) => error!("cannot hold {} ({key}): {e:#}", fact.topic),
+        }
+    }
+
+    /// Lets go of a held fact: `last` published first (when connected),
+    /// then a clean disconnection, so the last will is not published.
+    fn release(&mut self, key: &'static str, last: Option<Vec<u8>>, timeout: Duration) {
+        let Some(h) = self.holders.remove(key) else {
+            return;
+        };
+        if !h.client.is_connected() {
+            return;
+        }
+        if let Some(last) = last {
+            let msg = mqtt::Message::new_retained(&h.fact.topic, last, mqtt::QOS_1);
+            let _ = h.client.publish(msg).wait_for(timeout);
+        }
+        let _ = h.client.disconnect(None).wait_for(timeout);
+    }
+
+    /// Connects again the held facts whose first connection failed.
+    fn retry_holders(&mut self) {
+        let now = Instant::now();
+        let due: Vec<&'static str> = self
+            .holders
+            .iter()
+            .filter(|(_, h)| h.retry.is_some_and(|at| at <= now))
+            .map(|(&k, _)| k)
+            .collect();
+        for key in due {
+            let Some(h) = self.holders.get_mut(key) else {
+                continue;
+            };
+            h.retry = None;
+            let token = h.client.connect(h.opts.clone());
+            self.await_token(token, Awaited::Hold(key));
+        }
+    }
+
     fn outcome(&mut self, what: Awaited, result: mqtt::Result<mqtt::ServerResponse>) {
         match (what, result) {
+            (Awaited::Hold(key), Ok(_)) => {
+                if let Some(h) = self.holders.get_mut(key) {
+                    h.backoff.reset();
+                }
+            }
+            (Awaited::Hold(key), Err(e)) => {
+                if let Some(h) = self.holders.get_mut(key) {
+                    let delay = h.backoff.next_delay();
+                    debug!(
+                        "cannot connect to hold {} ({e}): retrying in {} s",
+                        h.fact.topic,
+                        delay.as_secs()
+                    );
+                    h.retry = Some(Instant::now() + delay);
+                }
+            }
             // Success is reported by the connected callback, in order with
             // the messages and the loss that may follow.
             (Awaited::Connect, Ok(_)) => {}
@@ -278,6 +400,10 @@ impl Driver {
     }
 
     fn shutdown(&mut self, timeout: Duration) {
+        let keys: Vec<&'static str> = self.holders.keys().copied().collect();
+        for key in keys {
+            self.release(key, None, timeout);
+        }
         if !self.client.is_connected() {
             return;
         }
@@ -379,6 +505,12 @@ fn build(
     let h = handoff.clone();
     client.set_connection_lost_callback(move |_| h.report(Report::Lost));
     let h = handoff.clone();
+    client.set_disconnected_callback(move |_, _, reason| {
+        if reason == mqtt::ReasonCode::SessionTakenOver {
+            h.report(Report::TakenOver);
+        }
+    });
+    let h = handoff.clone();
     // Runs on Paho's receive thread, which holds Paho's mutex meanwhile: it
     // may wait for room in the hand-off (see the module doc).
     client.set_message_callback(move |_, msg| {
@@ -397,15 +529,62 @@ fn build(
     } else {
         mqtt::ConnectOptionsBuilder::with_mqtt_version(version)
     };
-    builder
-        .keep_alive_interval(keep_alive)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .will_message(will);
     if version == V5 {
         builder.clean_start(true);
     } else {
         builder.clean_session(true);
     }
+    Ok((client, options(cfg, keep_alive, will, builder)?))
+}
+
+/// How long releasing a held fact may take (its last publish, then the
+/// disconnection).
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The connection holding `fact`: MQTT 3.1.1 (it only publishes: any
+/// broker takes it), client id `<clientid>-<key>`, `fact.will` as its last
+/// will, Paho's automatic reconnection, and `fact.payload` published at
+/// each (re)connection.
+fn build_holder(
+    cfg: &MqttConfig,
+    keep_alive: Duration,
+    fact: &Fact,
+) -> anyhow::Result<(mqtt::AsyncClient, mqtt::ConnectOptions)> {
+    let create = mqtt::CreateOptionsBuilder::new()
+        .server_uri(&cfg.server_address)
+        .client_id(format!("{}-{}", cfg.client_id, fact.key))
+        .persistence(mqtt::PersistenceType::None)
+        .mqtt_version(V311)
+        .send_while_disconnected(false)
+        .finalize();
+    let client = mqtt::AsyncClient::new(create).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create an MQTT client for {}: {e}",
+            cfg.server_address
+        )
+    })?;
+    let held = mqtt::Message::new_retained(&fact.topic, fact.payload.clone(), mqtt::QOS_1);
+    client.set_connected_callback(move |cli| drop(cli.publish(held.clone())));
+    let will = mqtt::Message::new_retained(&fact.topic, fact.will.clone(), mqtt::QOS_1);
+    let mut builder = mqtt::ConnectOptionsBuilder::with_mqtt_version(V311);
+    builder
+        .clean_session(true)
+        .automatic_reconnect(RECONNECT_MIN, RECONNECT_MAX);
+    Ok((client, options(cfg, keep_alive, will, builder)?))
+}
+
+/// Connect options shared by every connection: keep-alive, timeout, last
+/// will, credentials, TLS.
+fn options(
+    cfg: &MqttConfig,
+    keep_alive: Duration,
+    will: mqtt::Message,
+    mut builder: mqtt::ConnectOptionsBuilder,
+) -> anyhow::Result<mqtt::ConnectOptions> {
+    builder
+        .keep_alive_interval(keep_alive)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .will_message(will);
     if let Some(user) = &cfg.user {
         builder.user_name(user);
     }
@@ -415,7 +594,7 @@ fn build(
     if cfg.server_address.starts_with("ssl://") || cfg.server_address.starts_with("mqtts://") {
         builder.ssl_options(ssl_options(&cfg.tls)?);
     }
-    Ok((client, builder.finalize()))
+    Ok(builder.finalize())
 }
 
 #[cfg(test)]

@@ -96,13 +96,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use paho_mqtt as mqtt;
 
 use crate::backoff::Backoff;
 use crate::config::MqttConfig;
 use crate::echo::EchoGuard;
-use driver::{Command, V311, V5};
+use driver::{Command, Fact, V311, V5};
 use failure::Failure;
 use handoff::{Handoff, Report};
 use outbox::Outbox;
@@ -132,6 +132,9 @@ pub enum LinkEvent {
     Message(Incoming),
     /// The broker refused these filters (SUBACK failure: ACL, quota…).
     SubscriptionsRefused(Vec<String>),
+    /// Another client connected with the daemon's client id and the broker
+    /// dropped this connection for it (MQTT 5 only; logged).
+    TakenOver,
 }
 
 /// What the daemon publishes when it connects and what the broker publishes
@@ -217,6 +220,7 @@ pub struct Link {
     /// While messages stream in, when `drain` looks at the hand-off again.
     recheck: Option<Instant>,
     uri: String,
+    client_id: String,
     presence: Presence,
     state: State,
     backoff: Backoff,
@@ -254,6 +258,7 @@ impl Link {
             wake,
             recheck: None,
             uri: cfg.server_address.clone(),
+            client_id: cfg.client_id.clone(),
             presence,
             state: State::Disconnected {
                 next: Instant::now(),
@@ -365,6 +370,14 @@ impl Link {
                     }
                 }
                 Report::ConnectFailed(f) => self.on_connect_failed(f, now),
+                Report::TakenOver => {
+                    error!(
+                        "another client connected to {} with the client id '{}' and the broker \
+                         dropped this connection for it: two programs must not share a client id",
+                        self.uri, self.client_id
+                    );
+                    out.push(LinkEvent::TakenOver);
+                }
                 Report::Refused(refused) => {
                     let list: Vec<String> = refused
                         .iter()
@@ -546,6 +559,29 @@ impl Link {
             self.echoes.published(topic, payload, Instant::now());
         }
         self.command(Command::Publish(msg));
+    }
+
+    /// Holds `topic` = `payload` (retained) on a connection of its own,
+    /// client id `<clientid>-<key>`, whose last will sets `will` (an empty
+    /// will clears it): the broker undoes the fact when the daemon dies.
+    /// Published again at each reconnection of that connection; holding the
+    /// same fact again changes nothing.
+    pub fn hold(&mut self, key: &'static str, topic: String, payload: &[u8], will: &[u8]) {
+        self.command(Command::Hold(Fact {
+            key,
+            topic,
+            payload: payload.to_vec(),
+            will: will.to_vec(),
+        }));
+    }
+
+    /// Lets go of a held fact: publishes `last` first when given, then
+    /// closes its connection cleanly (its last will is not published).
+    pub fn release(&mut self, key: &'static str, last: Option<&[u8]>) {
+        self.command(Command::Release {
+            key,
+            last: last.map(<[u8]>::to_vec),
+        });
     }
 
     /// Is this incoming message the broker's copy of one of our publishes

@@ -762,9 +762,14 @@ impl Monitor {
         }
         self.was_connected = true;
         if let Some(e) = &mut self.election {
-            // Nothing of the leader's before the election has decided.
+            // Nothing of the leader's before the election has decided; the
+            // link's birth said `standby`, the priority goes with it.
             e.on_connected(now.mono_ms);
-            self.publish_presence(out);
+            out.publish(
+                self.topics.instance_priority(e.id()),
+                e.priority().to_string(),
+                Class::Retained,
+            );
             return;
         }
         if self.up == 0 {
