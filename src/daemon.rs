@@ -43,9 +43,6 @@ const PAGE_EVENTS: usize = 50;
 const STRIP_MS: u64 = 24 * 3_600_000;
 /// Offset after each whole second at which the tick runs.
 const TICK_OFFSET_MS: u64 = 5;
-/// With failover, being dropped for another client with the same id this
-/// soon after start means a second instance was started with it: an error.
-const TAKEN_OVER_GRACE_MS: u64 = 15_000;
 /// The keys of the facts the active instance holds (`Link::hold`).
 const LEASE: &str = "lease";
 const STATUS: &str = "status";
@@ -123,6 +120,10 @@ impl Daemon {
                 "online"
             },
             offline: "offline",
+            owner: config
+                .failover
+                .as_ref()
+                .map(|_| format!("{}/owner", topics.instance(&config.mqtt.client_id))),
         };
         if config.failover.is_some() {
             agents.set_active(false);
@@ -256,12 +257,12 @@ impl Daemon {
         match action {
             Action::Claim => {
                 let (topic, id) = (topics.leader(), self.config.mqtt.client_id.clone());
-                self.link.hold(LEASE, topic, id.as_bytes(), b"");
+                self.link.hold(LEASE, topic, id.as_bytes(), b"", false);
             }
             Action::Withdraw => self.link.release(LEASE, None),
             Action::BecameActive { .. } | Action::Resumed => {
                 let topic = topics.status();
-                self.link.hold(STATUS, topic, b"online", b"offline");
+                self.link.hold(STATUS, topic, b"online", b"offline", true);
                 self.agents.set_active(true);
             }
             Action::Deposed { .. } => {
@@ -335,11 +336,10 @@ impl Daemon {
                 self.monitor.on_disconnected(now, &mut self.out);
                 self.flush();
             }
-            LinkEvent::TakenOver => {
-                let starting = now.mono_ms.saturating_sub(self.start.mono_ms) < TAKEN_OVER_GRACE_MS;
-                if self.config.failover.is_some() && starting {
+            LinkEvent::TakenOver { newer } => {
+                if self.config.failover.is_some() && newer {
                     self.fatal = Some(format!(
-                        "another instance uses the client id '{}': with [failover], every instance needs its own [mqtt] clientid",
+                        "another instance already uses the client id '{}': with [failover], every instance needs its own [mqtt] clientid",
                         self.config.mqtt.client_id
                     ));
                 }

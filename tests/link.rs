@@ -282,6 +282,7 @@ fn presence(base: &str) -> Presence {
         topic: format!("{base}/status"),
         online: "online",
         offline: "offline",
+        owner: None,
     }
 }
 
@@ -379,7 +380,9 @@ fn a_flood_while_the_main_loop_publishes_never_deadlocks_nor_loses_a_message() {
                     assert_eq!(i, next, "message lost or out of order");
                     next += 1;
                 }
-                LinkEvent::Lost | LinkEvent::SubscriptionsRefused(_) | LinkEvent::TakenOver => {
+                LinkEvent::Lost
+                | LinkEvent::SubscriptionsRefused(_)
+                | LinkEvent::TakenOver { .. } => {
                     panic!("unexpected {ev:?}")
                 }
             }

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -41,6 +42,9 @@ pub(crate) enum Command {
     Window(Arc<Counts>),
     Publish(mqtt::Message),
     Subscribe(Vec<String>),
+    /// Subscribe to one topic without MQTT 5 "no local": the daemon's own
+    /// publications on it come back too.
+    SubscribeAll(String),
     Unsubscribe(Vec<String>),
     /// Hold a retained fact on a connection of its own (`Link::hold`).
     Hold(Fact),
@@ -68,12 +72,18 @@ pub(crate) struct Fact {
     /// The last will (retained, QoS 1): what the fact becomes when the
     /// connection dies.
     pub will: Vec<u8>,
+    /// Published again at each reconnection (else only at the first
+    /// connection and at each new `Hold`).
+    pub renew: bool,
 }
 
 /// The connection holding a fact. Paho reconnects it after a loss; a
 /// failed first connection is tried again here, with back-off.
 struct Holder {
     fact: Fact,
+    /// Publish the fact at the next connection (a claim made while the
+    /// holding connection was down).
+    due: Arc<AtomicBool>,
     client: mqtt::AsyncClient,
     opts: mqtt::ConnectOptions,
     retry: Option<Instant>,
@@ -188,6 +198,10 @@ impl Driver {
             Command::Window(counts) => self.window = Some(counts),
             Command::Publish(msg) => self.publish(msg),
             Command::Subscribe(filters) => self.subscribe(filters),
+            Command::SubscribeAll(topic) => {
+                let token = self.client.subscribe(topic.clone(), mqtt::QOS_1);
+                self.await_token(token, Awaited::Subscribe(vec![topic]));
+            }
             Command::Unsubscribe(filters) => drop(self.client.unsubscribe_many(&filters)),
             Command::Hold(fact) => self.hold(fact),
             Command::Release { key, last } => self.release(key, last, RELEASE_TIMEOUT),
@@ -285,18 +299,27 @@ impl Driver {
     /// Starts holding a fact (a fact already held as asked for is left
     /// alone; a changed one is held by a new connection).
     fn hold(&mut self, fact: Fact) {
-        if self.holders.get(fact.key).is_some_and(|h| h.fact == fact) {
+        if let Some(h) = self.holders.get(fact.key).filter(|h| h.fact == fact) {
+            if !fact.renew {
+                h.due.store(true, Ordering::SeqCst);
+                if h.client.is_connected() && h.due.swap(false, Ordering::SeqCst) {
+                    let msg = mqtt::Message::new_retained(&fact.topic, fact.payload, mqtt::QOS_1);
+                    drop(h.client.publish(msg));
+                }
+            }
             return;
         }
         self.release(fact.key, None, RELEASE_TIMEOUT);
         let key = fact.key;
-        match build_holder(&self.cfg, self.keep_alive, &fact) {
+        let due = Arc::new(AtomicBool::new(true));
+        match build_holder(&self.cfg, self.keep_alive, &fact, due.clone()) {
             Ok((client, opts)) => {
                 let token = client.connect(opts.clone());
                 self.holders.insert(
                     key,
                     Holder {
                         fact,
+                        due,
                         client,
                         opts,
                         retry: None,
@@ -505,12 +528,6 @@ fn build(
     let h = handoff.clone();
     client.set_connection_lost_callback(move |_| h.report(Report::Lost));
     let h = handoff.clone();
-    client.set_disconnected_callback(move |_, _, reason| {
-        if reason == mqtt::ReasonCode::SessionTakenOver {
-            h.report(Report::TakenOver);
-        }
-    });
-    let h = handoff.clone();
     // Runs on Paho's receive thread, which holds Paho's mutex meanwhile: it
     // may wait for room in the hand-off (see the module doc).
     client.set_message_callback(move |_, msg| {
@@ -544,11 +561,13 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The connection holding `fact`: MQTT 3.1.1 (it only publishes: any
 /// broker takes it), client id `<clientid>-<key>`, `fact.will` as its last
 /// will, Paho's automatic reconnection, and `fact.payload` published at
-/// each (re)connection.
+/// each (re)connection (`fact.renew`) or at the next one after `due` was
+/// set.
 fn build_holder(
     cfg: &MqttConfig,
     keep_alive: Duration,
     fact: &Fact,
+    due: Arc<AtomicBool>,
 ) -> anyhow::Result<(mqtt::AsyncClient, mqtt::ConnectOptions)> {
     let create = mqtt::CreateOptionsBuilder::new()
         .server_uri(&cfg.server_address)
@@ -564,7 +583,12 @@ fn build_holder(
         )
     })?;
     let held = mqtt::Message::new_retained(&fact.topic, fact.payload.clone(), mqtt::QOS_1);
-    client.set_connected_callback(move |cli| drop(cli.publish(held.clone())));
+    let renew = fact.renew;
+    client.set_connected_callback(move |cli| {
+        if due.swap(false, Ordering::SeqCst) || renew {
+            drop(cli.publish(held.clone()));
+        }
+    });
     let will = mqtt::Message::new_retained(&fact.topic, fact.will.clone(), mqtt::QOS_1);
     let mut builder = mqtt::ConnectOptionsBuilder::with_mqtt_version(V311);
     builder

@@ -36,9 +36,6 @@ pub(crate) enum Report {
     ConnectFailed(Failure),
     /// Filters the broker refused in a SUBACK, each with the reason.
     Refused(Vec<(String, String)>),
-    /// The broker closed the connection because another client connected
-    /// with the same client id (MQTT 5 reason "session taken over").
-    TakenOver,
 }
 
 /// Bytes a queued message is counted for: its data plus the bookkeeping

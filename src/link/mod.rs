@@ -132,9 +132,12 @@ pub enum LinkEvent {
     Message(Incoming),
     /// The broker refused these filters (SUBACK failure: ACL, quota…).
     SubscriptionsRefused(Vec<String>),
-    /// Another client connected with the daemon's client id and the broker
-    /// dropped this connection for it (MQTT 5 only; logged).
-    TakenOver,
+    /// Another process uses the daemon's client id (the broker drops each
+    /// connection for the other; logged). `newer`: this process started
+    /// after that one.
+    TakenOver {
+        newer: bool,
+    },
 }
 
 /// What the daemon publishes when it connects and what the broker publishes
@@ -146,6 +149,10 @@ pub struct Presence {
     pub topic: String,
     pub online: &'static str,
     pub offline: &'static str,
+    /// With failover: a topic where the link announces, retained, a token
+    /// of this process at each connection, to notice another process
+    /// connecting with the same client id (`LinkEvent::TakenOver`).
+    pub owner: Option<String>,
 }
 
 /// Memory bounds of the link.
@@ -232,6 +239,11 @@ pub struct Link {
     /// With MQTT 3.1.1 only: drops the broker's copies of our publishes.
     echoes: EchoGuard,
     connections: u64,
+    /// This process's token on `presence.owner` (start time in epoch ms and
+    /// pid), and whether the last token seen there was ours (None: none
+    /// seen yet).
+    token: String,
+    owner_seen: Option<bool>,
 }
 
 impl Link {
@@ -269,6 +281,8 @@ impl Link {
             outbox: Outbox::default(),
             echoes: EchoGuard::default(),
             connections: 0,
+            token: format!("{} {}", crate::clock::wall_ms(), std::process::id()),
+            owner_seen: None,
         })
     }
 
@@ -354,6 +368,12 @@ impl Link {
             };
             got = true;
             match report {
+                Report::Message(m) if self.presence.owner.as_deref() == Some(m.topic.as_str()) => {
+                    handed += handoff::cost(&m);
+                    if let Some(newer) = self.owner_token(&m.payload) {
+                        out.push(LinkEvent::TakenOver { newer });
+                    }
+                }
                 Report::Message(m) => {
                     handed += handoff::cost(&m);
                     out.push(LinkEvent::Message(m));
@@ -370,14 +390,6 @@ impl Link {
                     }
                 }
                 Report::ConnectFailed(f) => self.on_connect_failed(f, now),
-                Report::TakenOver => {
-                    error!(
-                        "another client connected to {} with the client id '{}' and the broker \
-                         dropped this connection for it: two programs must not share a client id",
-                        self.uri, self.client_id
-                    );
-                    out.push(LinkEvent::TakenOver);
-                }
                 Report::Refused(refused) => {
                     let list: Vec<String> = refused
                         .iter()
@@ -425,7 +437,39 @@ impl Link {
         }
         let (topic, online) = (self.presence.topic.clone(), self.presence.online);
         self.send(&topic, online.as_bytes(), true, Class::Retained);
+        if let Some(owner) = self.presence.owner.clone() {
+            // Without "no local": the token another process with our
+            // client id announced comes back to us (see `owner_token`).
+            self.command(Command::SubscribeAll(owner.clone()));
+            let token = self.token.clone();
+            self.send(&owner, token.as_bytes(), true, Class::Retained);
+        }
         true
+    }
+
+    /// A token on the owner topic. The retained token a connection finds
+    /// first is the last one announced under this client id: ours, a dead
+    /// process's (before ours came back once), or — when ours had come
+    /// back on an earlier connection — a live process's that connected with
+    /// our client id meanwhile (the broker drops each connection for the
+    /// other in turn). In that last case, returns whether this process is
+    /// the newer of the two.
+    fn owner_token(&mut self, payload: &[u8]) -> Option<bool> {
+        let ours = payload == self.token.as_bytes();
+        let taken = !ours && self.owner_seen == Some(true);
+        self.owner_seen = Some(ours);
+        if taken {
+            error!(
+                "another process connected to {} with the client id '{}' (the broker drops \
+                 each connection for the other): two programs must not share a client id",
+                self.uri, self.client_id
+            );
+        }
+        let started = |t: &[u8]| -> Option<(u64, u64)> {
+            let (ms, pid) = std::str::from_utf8(t).ok()?.split_once(' ')?;
+            Some((ms.parse().ok()?, pid.parse().ok()?))
+        };
+        taken.then(|| started(self.token.as_bytes()) > started(payload))
     }
 
     fn on_lost(&mut self, now: Instant) -> bool {
@@ -564,14 +608,24 @@ impl Link {
     /// Holds `topic` = `payload` (retained) on a connection of its own,
     /// client id `<clientid>-<key>`, whose last will sets `will` (an empty
     /// will clears it): the broker undoes the fact when the daemon dies.
-    /// Published again at each reconnection of that connection; holding the
-    /// same fact again changes nothing.
-    pub fn hold(&mut self, key: &'static str, topic: String, payload: &[u8], will: &[u8]) {
+    /// With `renew`, the fact is published again at each reconnection of
+    /// that connection and holding it again changes nothing; without, it is
+    /// published at the first connection and at each `hold` (a claim that
+    /// must not overwrite what others published meanwhile).
+    pub fn hold(
+        &mut self,
+        key: &'static str,
+        topic: String,
+        payload: &[u8],
+        will: &[u8],
+        renew: bool,
+    ) {
         self.command(Command::Hold(Fact {
             key,
             topic,
             payload: payload.to_vec(),
             will: will.to_vec(),
+            renew,
         }));
     }
 

@@ -175,6 +175,10 @@ impl Election {
     pub fn on_connected(&mut self, now: u64) {
         self.connected = true;
         self.connected_at = now;
+        // The broker sends the retained lease and presences again (a broker
+        // restarted without persistence sends none): forget the old ones.
+        self.leader = None;
+        self.peers.clear();
         self.was_active = self.was_active || self.role == Role::Active;
         self.role = Role::Deciding;
     }
