@@ -135,6 +135,12 @@ fn answer(
             .map(|f| reply(200, "text/html; charset=utf-8", crate::page::render(&f))),
         "/" | "/status" => ask(requests, Want::Devices).map(|f| {
             let mut r = reply(200, "application/json", status::status_json(&f.devices));
+            if !f.broker.refused.is_empty() {
+                r.headers.push((
+                    "X-Iotmonitor-Subscriptions-Refused",
+                    f.broker.refused.join(", "),
+                ));
+            }
             if let Some(v) = &f.failover {
                 r.headers
                     .push(("X-Iotmonitor-Role", status::role_name(v.role).into()));

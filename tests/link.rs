@@ -240,8 +240,9 @@ fn refused_subscriptions_are_reported_with_their_filters() {
             dynsec.display()
         ),
     );
+    let http = free_port();
     let work = workdir(&format!(
-        "{}[device_open]\nwatchTopics=\"t/rs/open/#\"\n[device_hidden]\nwatchTopics=\"t/secret/hidden/#\"\n",
+        "{}[http]\nbind=\"127.0.0.1:{http}\"\n[device_open]\nwatchTopics=\"t/rs/open/#\"\n[device_hidden]\nwatchTopics=\"t/secret/hidden/#\"\n",
         mqtt_section(broker.port, "t/rs")
     ));
     let c = Client::connect(broker.port, &["t/rs/up"]);
@@ -259,6 +260,17 @@ fn refused_subscriptions_are_reported_with_their_filters() {
         "{line}"
     );
     assert!(!line.contains("t/rs/open"), "{line}");
+    // Counted in /metrics, named by /status.
+    let (_, _, metrics) = http_get(http, "/metrics");
+    assert!(
+        metrics.contains("iotmonitor_subscriptions_refused 1\n"),
+        "{metrics}"
+    );
+    let (_, head, _) = http_get(http, "/status");
+    assert!(
+        head.contains("X-Iotmonitor-Subscriptions-Refused: t/secret/hidden/#"),
+        "{head}"
+    );
     assert!(daemon.terminate().success());
 }
 

@@ -188,3 +188,50 @@ fn hostile_input_is_handled() {
     );
     assert!(out.contains("t/host/h/hello\t999\n"));
 }
+
+#[test]
+fn sighup_does_not_apply_mqtt_changes() {
+    let broker = Broker::start();
+    let dev = "[device_d]\nwatchTimeOut=60\nwatchTopics=\"t/rm/d/#\"\n";
+    let dir = workdir(&format!("{}{dev}", mqtt_section(broker.port, "t/rm/old")));
+    let c = Client::connect(broker.port, &["t/rm/#"]);
+    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    c.wait_topic("t/rm/old/up", 10 * S).expect("up");
+    // A new base topic, client id and retainStates: all need a restart.
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[mqtt]\nserverAddress=\"tcp://127.0.0.1:{}\"\nbaseTopic=\"t/rm/new\"\nclientid=\"other\"\nretainStates=true\n{dev}[device_e]\nwatchTopics=\"t/rm/e\"\n",
+            broker.port
+        ),
+    )
+    .unwrap();
+    daemon.signal(libc::SIGHUP);
+    assert!(
+        wait_until(10 * S, || daemon.log().contains("configuration reloaded")),
+        "{}",
+        daemon.log()
+    );
+    assert!(daemon
+        .log()
+        .contains("[mqtt] and [broker] changes are not applied"));
+    // Devices were reloaded, the topics stay under the old base topic,
+    // the last will and status too.
+    c.wait_topic("t/rm/old/helloTopicCount/e", 10 * S)
+        .expect("the new device, under the old base topic");
+    let msgs = c.collect(2 * S);
+    assert!(
+        msgs.iter().all(|m| !m.topic.starts_with("t/rm/new/")),
+        "a half-applied [mqtt] change: {:?}",
+        msgs.iter().map(|m| &m.topic).collect::<Vec<_>>()
+    );
+    assert!(daemon.terminate().success());
+    let status = Client::connect(broker.port, &["t/rm/old/status"])
+        .wait_topic("t/rm/old/status", 5 * S)
+        .expect("retained status");
+    assert_eq!(
+        status.text(),
+        "offline",
+        "the last words under the old base topic"
+    );
+}
