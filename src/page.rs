@@ -35,7 +35,7 @@ th{font-size:12px;color:var(--mute);font-weight:600}tr:last-child td{border-bott
 .pill{display:inline-block;min-width:64px;text-align:center;padding:2px 8px;border-radius:10px;color:#fff;font-size:12px;font-weight:600}
 .st-online{background:var(--ok)}.st-expired{background:var(--bad)}.st-offline{background:var(--off)}.st-unknown{background:var(--unk)}
 .mute{color:var(--mute)}.late{color:var(--bad);font-weight:600}
-svg.strip{width:168px;height:14px;display:block}
+svg.strip{width:168px;height:14px;display:block}svg.strip rect{width:2.4px;height:10px}
 svg.strip .up{fill:var(--ok)}svg.strip .down{fill:var(--bad)}svg.strip .unknown{fill:var(--unk)}
 ol.events{list-style:none;margin:0 16px;padding:0;background:var(--card);border:1px solid var(--line);border-radius:8px}
 ol.events li{padding:6px 10px;border-bottom:1px solid var(--line);display:flex;gap:10px;flex-wrap:wrap}ol.events li:last-child{border-bottom:0}
@@ -142,18 +142,35 @@ fn strip(now_ms: u64, s: Option<&Strip>) -> Markup {
         };
         (i, a, b, class, up, down)
     });
+    let (mut up_total, mut down_total) = (0, 0);
+    let beats: Vec<_> = beats
+        .inspect(|&(_, _, _, _, up, down)| {
+            up_total += up;
+            down_total += down;
+        })
+        .collect();
+    // Small markup (a page may hold hundreds of strips): sizes in the
+    // style sheet, a hover text only for the beats with an outage.
     html! {
         svg.strip viewBox=(format!("0 0 {} 10", BEATS * 3)) preserveAspectRatio="none" role="img" aria-label="availability, last 24 hours" {
+            title { "last 24 h: up " (span(up_total)) ", down " (span(down_total)) }
             @for (i, a, b, class, up, down) in beats {
-                rect class=(class) x=(i * 3) y="0" width="2.4" height="10" rx="0.6" {
-                    title {
-                        (rfc3339(a)) " to " (rfc3339(b)) ": "
-                        @if class == "unknown" { "unknown" } @else { "up " (span(up)) ", down " (span(down)) }
+                @if down > 0 {
+                    rect class=(class) x=(i * 3) {
+                        title { (clock_of(a)) "–" (clock_of(b)) " UTC: up " (span(up)) ", down " (span(down)) }
                     }
+                } @else {
+                    rect class=(class) x=(i * 3) {}
                 }
             }
         }
     }
+}
+
+/// `HH:MM` of epoch milliseconds, UTC.
+fn clock_of(ms: u64) -> String {
+    let minutes = ms / 60_000 % 1440;
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 fn row(f: &Facts, d: &DeviceStatus) -> Markup {
