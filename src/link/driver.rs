@@ -507,22 +507,7 @@ fn build(
     handoff: &Arc<Handoff>,
     version: u32,
 ) -> anyhow::Result<(mqtt::AsyncClient, mqtt::ConnectOptions)> {
-    let create = mqtt::CreateOptionsBuilder::new()
-        .server_uri(&cfg.server_address)
-        .client_id(&cfg.client_id)
-        .persistence(mqtt::PersistenceType::None)
-        .mqtt_version(version)
-        // The link keeps at most MAX_MESSAGES publishes in Paho; the rest
-        // wait in its outbox. This is only a safety net.
-        .max_buffered_messages(2 * MAX_MESSAGES as i32)
-        .send_while_disconnected(false)
-        .finalize();
-    let client = mqtt::AsyncClient::new(create).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create an MQTT client for {}: {e}",
-            cfg.server_address
-        )
-    })?;
+    let client = create(cfg, &cfg.client_id, version)?;
     let h = handoff.clone();
     client.set_connected_callback(move |_| h.report(Report::Connected));
     let h = handoff.clone();
@@ -569,19 +554,7 @@ fn build_holder(
     fact: &Fact,
     due: Arc<AtomicBool>,
 ) -> anyhow::Result<(mqtt::AsyncClient, mqtt::ConnectOptions)> {
-    let create = mqtt::CreateOptionsBuilder::new()
-        .server_uri(&cfg.server_address)
-        .client_id(format!("{}-{}", cfg.client_id, fact.key))
-        .persistence(mqtt::PersistenceType::None)
-        .mqtt_version(V311)
-        .send_while_disconnected(false)
-        .finalize();
-    let client = mqtt::AsyncClient::new(create).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create an MQTT client for {}: {e}",
-            cfg.server_address
-        )
-    })?;
+    let client = create(cfg, &format!("{}-{}", cfg.client_id, fact.key), V311)?;
     let held = mqtt::Message::new_retained(&fact.topic, fact.payload.clone(), mqtt::QOS_1);
     let renew = fact.renew;
     client.set_connected_callback(move |cli| {
@@ -595,6 +568,26 @@ fn build_holder(
         .clean_session(true)
         .automatic_reconnect(RECONNECT_MIN, RECONNECT_MAX);
     Ok((client, options(cfg, keep_alive, will, builder)?))
+}
+
+/// A Paho client for the broker of `cfg`: no persistence, nothing queued
+/// while disconnected, and at most twice the link's window in its queue
+/// (the link keeps at most `MAX_MESSAGES` there; a safety net).
+fn create(cfg: &MqttConfig, client_id: &str, version: u32) -> anyhow::Result<mqtt::AsyncClient> {
+    let create = mqtt::CreateOptionsBuilder::new()
+        .server_uri(&cfg.server_address)
+        .client_id(client_id)
+        .persistence(mqtt::PersistenceType::None)
+        .mqtt_version(version)
+        .max_buffered_messages(2 * MAX_MESSAGES as i32)
+        .send_while_disconnected(false)
+        .finalize();
+    mqtt::AsyncClient::new(create).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create an MQTT client for {}: {e}",
+            cfg.server_address
+        )
+    })
 }
 
 /// Connect options shared by every connection: keep-alive, timeout, last

@@ -381,6 +381,17 @@ mod tests {
         a
     }
 
+    /// An instance alone at a cold start, active at 2 s.
+    fn active_alone(id: &str) -> (Election, Vec<Action>) {
+        let mut e = election(id, 0);
+        settled(&mut e, 0, "", &[]);
+        let mut acts = Vec::new();
+        e.on_leader(id.as_bytes(), 1_100, &mut acts);
+        e.step(2_000, &mut acts);
+        assert_eq!(e.role(), Role::Active);
+        (e, acts)
+    }
+
     #[test]
     fn a_live_leader_makes_a_standby() {
         let mut e = election("b", 10);
@@ -477,11 +488,7 @@ mod tests {
 
     #[test]
     fn an_active_instance_seeing_another_lease_steps_down() {
-        let mut a = election("a", 0);
-        settled(&mut a, 0, "", &[]);
-        let mut acts = Vec::new();
-        a.on_leader(b"a", 1_100, &mut acts);
-        a.step(2_000, &mut acts);
+        let (mut a, mut acts) = active_alone("a");
         assert_eq!(a.role(), Role::Active);
         acts.clear();
         a.on_instance("b", b"active", 9_000, &mut acts);
@@ -492,11 +499,7 @@ mod tests {
 
     #[test]
     fn a_reconnected_leader_still_named_resumes() {
-        let mut a = election("a", 0);
-        settled(&mut a, 0, "", &[]);
-        let mut acts = Vec::new();
-        a.on_leader(b"a", 1_100, &mut acts);
-        a.step(2_000, &mut acts);
+        let (mut a, mut acts) = active_alone("a");
         a.on_disconnected();
         acts.clear();
         a.on_connected(5_000);
@@ -514,11 +517,7 @@ mod tests {
 
     #[test]
     fn a_leader_reconnecting_after_a_takeover_becomes_standby() {
-        let mut a = election("a", 0);
-        settled(&mut a, 0, "", &[]);
-        let mut acts = Vec::new();
-        a.on_leader(b"a", 1_100, &mut acts);
-        a.step(2_000, &mut acts);
+        let (mut a, mut acts) = active_alone("a");
         a.on_disconnected();
         acts.clear();
         a.on_connected(40_000);
