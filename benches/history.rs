@@ -2,10 +2,10 @@
 //! history`): the release daemon with N devices of 1-second timeout,
 //! a publisher making every device come back and expire again and again
 //! (two transitions per device per round), until the history holds
-//! `HISTORY_EVENTS` (default 10,000) events, then twice as many. Prints how
-//! long the status page, `/events` and `/status` take to answer (median of
-//! 20 requests each) and the size of the database, to show the history
-//! stays bounded.
+//! `HISTORY_EVENTS` (default 10,000) transitions, then two, three and four
+//! times as many. Prints how long the status page, `/events` and `/status`
+//! take to answer (median of 20 requests each) and the size of the
+//! database, to show the history stays bounded.
 //!
 //! Knobs: `HISTORY_DEVICES=500 HISTORY_EVENTS=10000`.
 

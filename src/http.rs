@@ -146,6 +146,16 @@ fn answer(
                     .push(("X-Iotmonitor-Role", status::role_name(v.role).into()));
                 r.headers
                     .push(("X-Iotmonitor-Leader", v.leader.clone().unwrap_or_default()));
+                let peers: Vec<String> = v
+                    .peers
+                    .iter()
+                    .map(|(id, p)| format!("{id}={} (priority {})", p.presence, p.priority))
+                    .collect();
+                r.headers.push(("X-Iotmonitor-Peers", peers.join(", ")));
+                if let Some(t) = v.last_takeover_ms {
+                    r.headers
+                        .push(("X-Iotmonitor-Last-Takeover", (t / 1000).to_string()));
+                }
             }
             r
         }),

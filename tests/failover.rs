@@ -179,6 +179,21 @@ fn a_killed_leader_is_replaced_and_restarted_it_stays_standby() {
     eprintln!("takeover after {took:?}");
     assert_eq!(role(hb)["leader"], "fo1-b");
     assert_eq!(role(hb)["takeovers"], 1);
+    let (_, head, _) = http_get(hb, "/status");
+    assert!(head.contains("X-Iotmonitor-Role: active"), "{head}");
+    assert!(
+        head.contains("X-Iotmonitor-Peers: fo1-a=offline (priority 10)"),
+        "{head}"
+    );
+    assert!(head.contains("X-Iotmonitor-Last-Takeover: "), "{head}");
+    let (_, _, metrics) = http_get(hb, "/metrics");
+    for sample in [
+        "iotmonitor_failover_role{role=\"active\"} 1",
+        "iotmonitor_failover_leader{leader=\"fo1-b\"} 1",
+        "iotmonitor_failover_takeovers_total 1",
+    ] {
+        assert!(metrics.contains(sample), "{sample} missing:\n{metrics}");
+    }
     // Quiet expires 4 s after its last message: the new leader alerts.
     let alert = rec
         .wait(&format!("{base}/expired/quiet"), killed_ms, 10 * S)
