@@ -133,11 +133,11 @@ fn main() {
     let db = dir.path().join("iotdb.leveldb");
     println!(
         "history bench: {devices} devices, up to {} transitions",
-        2 * events
+        4 * events
     );
-    flood(&c, http, devices, events);
-    report(http, &db, "after  N");
-    flood(&c, http, devices, 2 * events);
-    report(http, &db, "after 2N");
+    for n in 1..=4 {
+        flood(&c, http, devices, n * events);
+        report(http, &db, &format!("after {n}N"));
+    }
     drop(daemon);
 }
