@@ -816,6 +816,33 @@ mod tests {
         kinds
     }
 
+    /// Overwritten states must leave the disk: rusty-leveldb 4.0.2 stopped
+    /// dropping old versions once any iterator had been opened (fixed in
+    /// vendor/rusty-leveldb), so a database of one state rewritten 40,000
+    /// times grew to the 8 MB written.
+    #[test]
+    fn rewritten_states_do_not_grow_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut s = Store::open(&path).unwrap();
+        let payload = [b'x'; 200];
+        for i in 0..40_000u32 {
+            s.record(format!("home/d{}/state", i % 4).as_bytes(), &payload);
+            s.commit(Instant::now());
+            if i % 1000 == 0 {
+                s.for_each_with_prefix(b"home/d0", |_, _| {}).unwrap();
+            }
+        }
+        s.commit(Instant::now());
+        let size: u64 = std::fs::read_dir(&path)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        assert!(size < 3_000_000, "{size} bytes for 4 states");
+        assert_eq!(all(&mut s).len(), 4);
+    }
+
     #[test]
     fn a_full_disk_keeps_writes_pending_until_it_has_room_again() {
         let disk = SmallDisk::mount(1 << 20);
