@@ -20,6 +20,7 @@ use crate::config::{self, Config, DeviceConfig};
 use crate::event::EventKind;
 use crate::http::{Request, Want};
 use crate::link::{Link, LinkEvent, Presence};
+use crate::memory;
 use crate::monitor::{Class, Monitor, Outbox, Settings};
 use crate::notify::Notifier;
 use crate::page;
@@ -107,6 +108,7 @@ impl Daemon {
         };
         let mut link = Link::new(&config.mqtt, presence)?;
         link.set_filters(monitor.subscriptions());
+        memory::release_free_memory();
         Ok(Daemon {
             config_path,
             config,
@@ -217,6 +219,8 @@ impl Daemon {
         for p in self.out.publishes.drain(..) {
             self.link.publish(&p.topic, &p.payload, p.retain, p.class);
         }
+        // A tick with thousands of alerts is no reason to keep their room.
+        self.out.publishes.shrink_to(MAX_BURST);
         for e in self.out.events.drain(..) {
             self.store.push_event(e);
         }
@@ -261,6 +265,8 @@ impl Daemon {
                 // packets in order).
                 self.monitor.on_connected(now, &mut self.out);
                 self.flush();
+                // A first tick run by the core starts a round of counts.
+                self.counting = true;
                 self.link.subscribe_all();
                 if self.monitor.take_startup_replay() {
                     self.replay_cursor = Some(Vec::new());
@@ -400,10 +406,13 @@ impl Daemon {
         self.replayed += sent;
         match scan {
             Ok(Some(last)) => self.replay_cursor = Some(last),
-            Ok(None) => info!(
-                "start-up replay done: {} stored states republished",
-                self.replayed
-            ),
+            Ok(None) => {
+                info!(
+                    "start-up replay done: {} stored states republished",
+                    self.replayed
+                );
+                memory::release_free_memory();
+            }
             Err(e) => error!("cannot read stored states for the start-up replay: {e}"),
         }
     }
@@ -500,6 +509,7 @@ impl Daemon {
         self.flush();
         self.refused.clear();
         self.link.set_filters(self.monitor.subscriptions());
+        memory::release_free_memory();
     }
 }
 

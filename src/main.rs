@@ -94,9 +94,7 @@ fn run(
 /// themselves at their first use anyway, so a TLS connection made later
 /// (after a reload) still works.
 fn init_paho(server_address: &str) {
-    let tls = ["ssl://", "mqtts://"]
-        .iter()
-        .any(|scheme| server_address.starts_with(scheme));
+    let tls = is_tls(server_address);
     let mut options = paho_mqtt_sys::MQTTAsync_init_options {
         struct_id: [b'M', b'Q', b'T', b'G'].map(|b| b as std::ffi::c_char),
         struct_version: 0,
@@ -105,6 +103,13 @@ fn init_paho(server_address: &str) {
     // SAFETY: a valid init structure (version 0, "MQTG"), read during the
     // call only; called before any Paho client is created.
     unsafe { paho_mqtt_sys::MQTTAsync_global_init(&mut options) };
+}
+
+/// Whether a broker address needs TLS.
+fn is_tls(server_address: &str) -> bool {
+    ["ssl://", "mqtts://"]
+        .iter()
+        .any(|scheme| server_address.starts_with(scheme))
 }
 
 /// A thread turning SIGTERM/SIGINT/SIGHUP into messages for the main loop.
@@ -137,6 +142,14 @@ fn load_config(path: &Path) -> Option<Config> {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 warn!("{w}");
+            }
+            if !cfg!(feature = "tls") && is_tls(&loaded.config.mqtt.server_address) {
+                error!(
+                    "{}: [mqtt] serverAddress {} needs TLS, which this iotmonitor was built without (cargo feature \"tls\"): use a tcp:// broker or a build with TLS",
+                    path.display(),
+                    loaded.config.mqtt.server_address
+                );
+                return None;
             }
             warn_if_password_readable(path, &loaded.config);
             Some(loaded.config)

@@ -539,6 +539,7 @@ fn shutdown_during_a_flood() {
 // ---------------------------------------------------------------------
 // TLS: the records come through the same read-ahead buffer.
 
+#[cfg(feature = "tls")]
 /// A CA and a server certificate for 127.0.0.1 in `dir`; the mosquitto
 /// configuration lines of a TLS listener on `port` using them.
 fn tls_listener(dir: &Path, port: u16) -> String {
@@ -550,6 +551,7 @@ fn tls_listener(dir: &Path, port: u16) -> String {
     )
 }
 
+#[cfg(feature = "tls")]
 /// The `[mqtt]` section of a TLS broker on `port` with the CA of `pki`.
 fn tls_mqtt(port: u16, pki: &Path) -> String {
     format!(
@@ -558,6 +560,7 @@ fn tls_mqtt(port: u16, pki: &Path) -> String {
     )
 }
 
+#[cfg(feature = "tls")]
 /// A broker with a TLS listener on `tls_port` (its plain listener is for
 /// the test's clients).
 fn tls_broker(pki: &Path, tls_port: u16) -> Broker {
@@ -567,6 +570,7 @@ fn tls_broker(pki: &Path, tls_port: u16) -> Broker {
     )
 }
 
+#[cfg(feature = "tls")]
 /// Over TLS through the relay: records cut into pieces, a payload larger
 /// than the buffer; then, with nothing cut, a burst of small packets read
 /// at once.
@@ -602,6 +606,7 @@ fn tls_records_split_large_and_burst() {
     assert_no_panic(&daemon);
 }
 
+#[cfg(feature = "tls")]
 /// Over TLS, the broker is restarted while a flood is being read: a new
 /// TLS session on a new socket, with a new buffer.
 #[test]
