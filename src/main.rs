@@ -65,7 +65,7 @@ fn run(
     store: Store,
     agent_logs: PathBuf,
 ) -> anyhow::Result<()> {
-    let signals = signal_channel()?;
+    let signals = signal_channel(config_path)?;
     // With the embedded broker, the daemon talks to its own listener.
     #[cfg(feature = "broker")]
     let config = match config.broker_listen {
@@ -82,7 +82,7 @@ fn run(
     if let Some(addr) = config.http_bind {
         http::spawn(addr, control_tx)?;
     }
-    let daemon = Daemon::new(config_path, config, store, agent_logs)?;
+    let daemon = Daemon::new(config, store, agent_logs)?;
     daemon.run(signals, control_rx)?;
     Ok(())
 }
@@ -112,8 +112,10 @@ fn is_tls(server_address: &str) -> bool {
         .any(|scheme| server_address.starts_with(scheme))
 }
 
-/// A thread turning SIGTERM/SIGINT/SIGHUP into messages for the main loop.
-fn signal_channel() -> anyhow::Result<crossbeam_channel::Receiver<Signal>> {
+/// A thread turning SIGTERM/SIGINT/SIGHUP into messages for the main loop;
+/// on SIGHUP it reads the configuration again itself, so that the main
+/// loop only applies it.
+fn signal_channel(config_path: PathBuf) -> anyhow::Result<crossbeam_channel::Receiver<Signal>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
@@ -121,12 +123,12 @@ fn signal_channel() -> anyhow::Result<crossbeam_channel::Receiver<Signal>> {
         .name("signals".into())
         .spawn(move || {
             for sig in signals.forever() {
+                info!("received signal {sig}");
                 let msg = if sig == SIGHUP {
-                    Signal::Reload
+                    Signal::Reload(Box::new(config::load(&config_path)))
                 } else {
                     Signal::Stop
                 };
-                info!("received signal {sig}");
                 if tx.send(msg).is_err() {
                     break;
                 }
