@@ -812,6 +812,7 @@ fn run_daemon(
     let idle0 = cpu_s(pid);
     sleep_until_epoch_ms(idle_from + 2000);
     let idle_rate = (cpu_s(pid) - idle0) / 2.0;
+    let flood_rss_mb = peak_rss_mb(pid);
 
     let (wild_ms, reload_ms) = if mode == Mode::Live {
         (
@@ -825,7 +826,6 @@ fn run_daemon(
     if daemon.wait(Duration::ZERO).is_some() {
         panic!("the daemon died during the run; log:\n{}", daemon.log());
     }
-    let flood_rss_mb = peak_rss_mb(pid);
     drop(publisher);
     drop(verify);
     drop(mon);
@@ -860,7 +860,13 @@ fn run_daemon(
 /// with a wildcard (`+/d<i>/state/#`) to the arrival of the last of its
 /// states: a seek per first level from the store's index, not a read of
 /// every stored state.
-fn wild_hello_ms(port: u16, publisher: &mut TcpStream, n: usize, states: usize, flood: &Flood) -> f64 {
+fn wild_hello_ms(
+    port: u16,
+    publisher: &mut TcpStream,
+    n: usize,
+    states: usize,
+    flood: &Flood,
+) -> f64 {
     let w = wild_device(n);
     let want = expected_states(w, n, states, flood).len();
     let c = Client::connect(port, &[&format!("home/d{w}/state/#")]);

@@ -8,7 +8,7 @@ use log::{error, info, warn};
 
 use iotmonitor::cli::{Cli, Command, HealthArgs};
 use iotmonitor::config::{self, Config};
-use iotmonitor::daemon::{Daemon, Signal};
+use iotmonitor::daemon::{Daemon, Reload, Signal};
 use iotmonitor::health::{self, Target};
 use iotmonitor::store::Store;
 use iotmonitor::{dump, http, logging, VERSION};
@@ -125,7 +125,7 @@ fn signal_channel(config_path: PathBuf) -> anyhow::Result<crossbeam_channel::Rec
             for sig in signals.forever() {
                 info!("received signal {sig}");
                 let msg = if sig == SIGHUP {
-                    Signal::Reload(Box::new(config::load(&config_path)))
+                    Signal::Reload(Box::new(Reload::read(&config_path)))
                 } else {
                     Signal::Stop
                 };

@@ -5,8 +5,10 @@
 //! short-lived allocations (loading 10,000 device sections, computing the
 //! subscriptions, a start-up replay of 100,000 states) several megabytes
 //! stay counted in the daemon's RSS although nothing uses them:
-//! `malloc_trim` hands every free page back (`MADV_DONTNEED`). It walks the
-//! free lists, so it is called after such bursts, not per message.
+//! `malloc_trim` hands every free page back (`MADV_DONTNEED`), from every
+//! thread's heap (those of Paho's threads and of the link thread are not
+//! trimmed otherwise). It walks the free lists, so it is called after such
+//! bursts and once a second, not per message.
 
 /// Releases the free pages of the allocator's heaps.
 pub fn release_free_memory() {

@@ -365,11 +365,13 @@ impl Monitor {
         }
     }
 
-    /// The broker subscriptions: every configured filter, Home Assistant's
-    /// status topic with discovery, and with failover the lease, the
-    /// presences and the leader's `B/up` and availability.
-    pub fn subscriptions(&self) -> Vec<String> {
-        let mut subs = Routes::subscriptions(self.devices.iter().map(|d| &d.cfg));
+    /// The broker subscriptions: those of the devices (every configured
+    /// filter: [`Routes::subscriptions`], computed by the caller, off the
+    /// main loop for a reload), Home Assistant's status topic with
+    /// discovery, and with failover the lease, the presences and the
+    /// leader's `B/up` and availability.
+    pub fn subscriptions(&self, devices: Vec<String>) -> Vec<String> {
+        let mut subs = devices;
         subs.extend(self.ha_status.clone());
         if self.election.is_some() {
             subs.push(self.topics.leader());
