@@ -259,24 +259,29 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
         Self::default()
     }
 
-    fn text(&self, at: u32, len: u32) -> &str {
-        &self.labels[at as usize..(at + len) as usize]
+    fn text(&self, at: u32, len: u32) -> &[u8] {
+        &self.labels.as_bytes()[at as usize..(at + len) as usize]
     }
 
     /// The literal child of `parent` named `label`.
+    #[inline]
     fn child(&self, parent: u32, label: &str) -> Option<u32> {
         if self.slots.is_empty() {
             return None;
         }
+        let label = label.as_bytes();
         let mask = self.slots.len() - 1;
-        let mut at = hash(parent, label.as_bytes()) & mask;
+        let mut at = hash(parent, label) & mask;
         loop {
             let slot = self.slots[at];
             if slot == NONE {
                 return None;
             }
             let e = &self.edges[slot as usize];
-            if e.parent == parent && self.text(e.label, e.len) == label {
+            if e.parent == parent
+                && e.len as usize == label.len()
+                && self.text(e.label, e.len) == label
+            {
                 return Some(e.child);
             }
             at = (at + 1) & mask;
@@ -290,7 +295,7 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
             let mut table = vec![(NONE, NONE); table_len(self.distinct)];
             let mask = table.len() - 1;
             for &(at, len) in self.interned.iter().filter(|e| e.0 != NONE) {
-                let mut i = hash(0, self.text(at, len).as_bytes()) & mask;
+                let mut i = hash(0, self.text(at, len)) & mask;
                 while table[i].0 != NONE {
                     i = (i + 1) & mask;
                 }
@@ -305,7 +310,7 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
             if at == NONE {
                 break;
             }
-            if self.text(at, len) == label {
+            if self.text(at, len) == label.as_bytes() {
                 return at;
             }
             i = (i + 1) & mask;
@@ -322,7 +327,7 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
             let mut slots = vec![NONE; table_len(self.edges.len())];
             let mask = slots.len() - 1;
             for (i, e) in self.edges.iter().enumerate() {
-                let mut at = hash(e.parent, self.text(e.label, e.len).as_bytes()) & mask;
+                let mut at = hash(e.parent, self.text(e.label, e.len)) & mask;
                 while slots[at] != NONE {
                     at = (at + 1) & mask;
                 }

@@ -931,6 +931,7 @@ impl Monitor {
         if ha_changed {
             self.clear_discovery(old.values().map(|d| d.cfg.name.as_str()), out);
         }
+        self.devices.reserve_exact(devices.len());
         for cfg in devices {
             let device = match old.remove(&cfg.name) {
                 Some(mut d) => {
