@@ -185,8 +185,7 @@ impl Daemon {
                 self.replay_page();
             }
             if self.counting {
-                self.counting = self.monitor.next_counts(COUNT_PAGE, &mut self.out);
-                self.flush();
+                self.count_page();
             }
             let mut wake = [self.store.due(), self.link.next_due()]
                 .into_iter()
@@ -437,13 +436,26 @@ impl Daemon {
             n.alive();
         }
         self.link.expire_echoes(at);
+        // A round the loop could not finish within the second (a flood) is
+        // finished first, a page at a time.
+        while self.counting {
+            self.count_page();
+        }
         self.monitor.tick(now, &mut self.out);
+        self.flush();
+        self.count_page();
+        self.agents.tick(at);
+    }
+
+    /// The next page of the round of hello counts. At the end of a round
+    /// (once a second), what its publishes and the second's messages
+    /// freed, in three threads' heaps, is given back.
+    fn count_page(&mut self) {
         self.counting = self.monitor.next_counts(COUNT_PAGE, &mut self.out);
         self.flush();
-        self.agents.tick(at);
-        // What the last second's bursts freed (a round of 10,000 hello
-        // counts passes through three threads' heaps) goes back at once.
-        memory::release_free_memory();
+        if !self.counting {
+            memory::release_free_memory();
+        }
     }
 
     /// A /proc scan came back from the scanner thread: the supervisor

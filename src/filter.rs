@@ -12,8 +12,9 @@ use std::fmt;
 /// A validated, normalised MQTT topic filter.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Filter {
-    /// The normalised MQTT filter (wildcard-free filters get `/#`).
-    mqtt: String,
+    /// The normalised MQTT filter (wildcard-free filters get `/#`),
+    /// allocated to its size (one per configured filter).
+    mqtt: Box<str>,
 }
 
 /// Why a filter or a topic was rejected.
@@ -58,9 +59,9 @@ impl Filter {
             }
         }
         let mqtt = if wildcard {
-            text.to_string()
+            text.into()
         } else {
-            format!("{text}/#")
+            format!("{text}/#").into_boxed_str()
         };
         Ok(Filter { mqtt })
     }
@@ -68,9 +69,7 @@ impl Filter {
     /// A filter for one exact topic (a helloTopic), already validated with
     /// `validate_topic`.
     pub fn exact(topic: &str) -> Filter {
-        Filter {
-            mqtt: topic.to_string(),
-        }
+        Filter { mqtt: topic.into() }
     }
 
     /// The MQTT filter to subscribe to and to match with.
