@@ -170,6 +170,21 @@ pub struct Store {
     building: Option<(LevelIndex, Option<Vec<u8>>)>,
 }
 
+/// Compacts every key down to LevelDB's deepest level holding any, and
+/// the first sorted level (L1) into the next one. While the database is
+/// small (under L1's 10 MB), every state stays in L1, and each merge of
+/// four fresh tables into L1 — every 8 MB of writes with a 2 MiB memory
+/// table — rewrites all of it: with 100,000 stored states, most of the
+/// CPU of a flood of updates. With the stored states one level down, such
+/// a merge rewrites only what was written since (the states that change),
+/// until L1 outgrows 10 MB and LevelDB moves a part of it down itself.
+/// Done at each clean shutdown: a second or so for millions of states.
+fn compact_all(db: &mut DB) -> rusty_leveldb::Result<()> {
+    // From the least key (topics are not empty) to past the daemon's own
+    // records (0xFF 'h'/'v' …).
+    db.compact_range(&[0], &[META; 4])
+}
+
 fn open_db(path: &Path, disk: &Disk) -> Result<(DB, Generation), StoreError> {
     let (env, generation) = disk.env();
     // With log reuse, a torn record left by a crash can make recovery
@@ -721,8 +736,9 @@ impl Store {
         }
     }
 
-    /// Commits what is pending, writes the in-memory table to a table file
-    /// (so the next start has no log to replay), syncs and closes the
+    /// Commits what is pending, compacts the whole database (so the next
+    /// start has no log to replay, and the stored states leave LevelDB's
+    /// first sorted level: see `compact_all`), syncs and closes the
     /// database (releases the lock).
     pub fn close(mut self) -> Result<(), StoreError> {
         let pending = self.pending.len();
@@ -730,9 +746,8 @@ impl Store {
             path: self.path.clone(),
             detail: format!("{pending} writes could not be saved: {e}"),
         })?;
-        // An empty key range: only the memory table is compacted.
         let db = &mut self.db;
-        match quietly(|| db.compact_range(&[META; 4], &[])) {
+        match quietly(|| compact_all(db)) {
             Ok(Ok(())) => {}
             Ok(Err(status)) => return Err(classify(&self.path, status.code, status.err)),
             Err(detail) => {
