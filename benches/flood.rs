@@ -1152,8 +1152,10 @@ fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
 }
 
 /// RSS of the daemon with `n` devices (the flood's configuration; one
-/// device: its own), no TLS and an empty database, once idle (at its third
-/// `B/up`).
+/// device: its own), no TLS and an empty database, once idle (from its
+/// third `B/up`): the median of samples every 50 ms over 2 s, as it varies
+/// within each second (the round of hello counts: 1,000 publishes in
+/// flight at once, then given back).
 fn idle_rss(n: usize) -> f64 {
     let broker = Broker::start();
     let config = if n == 1 {
@@ -1175,7 +1177,13 @@ fn idle_rss(n: usize) -> f64 {
     {
         panic!("no third {up_topic} within 60 s; log:\n{}", daemon.log());
     }
-    rss_mb(daemon.pid())
+    let samples = (0..40)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            rss_mb(daemon.pid())
+        })
+        .collect();
+    median(samples)
 }
 
 /// Bytes of configured strings per device of the flood's configuration:
