@@ -254,7 +254,7 @@ fn needs_growth(used: usize, len: usize) -> bool {
 }
 
 fn table_len(used: usize) -> usize {
-    (4 * (used + 1)).next_power_of_two()
+    (2 * (used + 1)).next_power_of_two()
 }
 
 impl<V: Clone + PartialEq> TopicIndex<V> {
