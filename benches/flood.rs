@@ -21,7 +21,16 @@
 //!
 //! `cargo bench --bench flood`; environment (defaults): FLOOD_DEVICES
 //! (1000,10000), FLOOD_MESSAGES (200000), FLOOD_RUNS (3), FLOOD_STATES
-//! (100000); FLOOD_DEBUG=1 prints each run's timeline on stderr.
+//! (100000); FLOOD_DEBUG=1 prints each run's timeline on stderr;
+//! FLOOD_SOAK_S (0: no soak) and FLOOD_SOAK_WARMUP_S (30) run the soak.
+//!
+//! Also measured: the idle RSS with N devices and an empty database (the
+//! memory per device beyond its configured strings, against one device);
+//! after each live run, the main loop's time applying a SIGHUP reload and
+//! the delay from the hello of a device whose state filter starts with a
+//! wildcard (`+/d<i>/state/#`) to its last replayed state; with
+//! FLOOD_SOAK_S, the RSS growth of a daemon with 100 devices receiving 200
+//! messages a second.
 //! `flood prepare DIR PORT N STATES` (the bench binary) writes the
 //! configuration and database of a run, to profile the daemon by hand.
 //!
@@ -68,6 +77,8 @@ const BROKER_EXTRA: &str = "max_queued_messages 1000000\nmax_queued_bytes 0\n";
 /// The flood starts this long before watchme's deadline.
 const LEAD_MS: u64 = 400;
 const CHUNK: usize = 1 << 16;
+/// The hello of the device whose state filter starts with a wildcard.
+const WILD_HELLO: &str = "bench/wild";
 const S: Duration = Duration::from_secs(1);
 
 // Targets of the performance issue.
@@ -76,6 +87,9 @@ const T_RSS_MB: f64 = 16.0;
 const T_STARTUP_MS: f64 = 500.0;
 const T_ALERT_MS: f64 = 1000.0;
 const T_IDLE_RSS_MB: f64 = 6.0;
+const T_DEVICE_BYTES: f64 = 512.0;
+const T_SOAK_GROWTH_MB: f64 = 1.0;
+const T_RELOAD_MS: f64 = 50.0;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -377,6 +391,12 @@ fn write_flood(publisher: &mut TcpStream, bytes: &[u8]) {
     }
 }
 
+/// The device whose states the `wild` device (state filter
+/// `+/d<i>/state/#`, a wildcard first) replays.
+fn wild_device(n: usize) -> usize {
+    n / 2
+}
+
 /// Pre-stored state k: device k % N, topic `home/d<k % N>/state/s<k / N>`.
 fn seed_topic(k: usize, n: usize) -> String {
     format!("home/d{}/state/s{}", k % n, k / n)
@@ -426,7 +446,9 @@ fn expected_states(d: usize, n: usize, states: usize, flood: &Flood) -> HashMap<
 fn config_text(port: u16, n: usize) -> String {
     let mut t = format!(
         "[mqtt]\nserverAddress=\"tcp://127.0.0.1:{port}\"\nbaseTopic=\"{BASE}\"\nclientid=\"iotmonitor-bench\"\n\n\
-         [device_watchme]\nwatchTimeOut={WATCHME_TIMEOUT_S}\nwatchTopics=\"bench/watchme\"\n\n"
+         [device_watchme]\nwatchTimeOut={WATCHME_TIMEOUT_S}\nwatchTopics=\"bench/watchme\"\n\n\
+         [device_wild]\nwatchTimeOut=3600\nwatchTopics=\"bench/wild/sensors\"\nstateTopics=\"+/d{}/state/#\"\nhelloTopic=\"{WILD_HELLO}\"\n\n",
+        wild_device(n)
     );
     for i in 0..n {
         let _ = write!(
@@ -562,6 +584,11 @@ struct Run {
     replays_s: f64,
     floor_cpu_us: f64,
     floor_msgs_per_s: f64,
+    /// Hello to last replay of the device with a wildcard-first state
+    /// filter, ms.
+    wild_ms: f64,
+    /// Main loop busy applying a SIGHUP reload, ms.
+    reload_ms: f64,
 }
 
 fn run_daemon(
@@ -785,11 +812,20 @@ fn run_daemon(
     let idle0 = cpu_s(pid);
     sleep_until_epoch_ms(idle_from + 2000);
     let idle_rate = (cpu_s(pid) - idle0) / 2.0;
+    let flood_rss_mb = peak_rss_mb(pid);
+
+    let (wild_ms, reload_ms) = if mode == Mode::Live {
+        (
+            wild_hello_ms(broker.port, &mut publisher, n, states, flood),
+            reload_ms(&daemon),
+        )
+    } else {
+        (f64::NAN, f64::NAN)
+    };
 
     if daemon.wait(Duration::ZERO).is_some() {
         panic!("the daemon died during the run; log:\n{}", daemon.log());
     }
-    let flood_rss_mb = peak_rss_mb(pid);
     drop(publisher);
     drop(verify);
     drop(mon);
@@ -815,7 +851,61 @@ fn run_daemon(
         replays_s,
         floor_cpu_us: f64::NAN,
         floor_msgs_per_s: f64::NAN,
+        wild_ms,
+        reload_ms,
     }
+}
+
+/// Milliseconds from the hello of the device whose state filter starts
+/// with a wildcard (`+/d<i>/state/#`) to the arrival of the last of its
+/// states: a seek per first level from the store's index, not a read of
+/// every stored state.
+fn wild_hello_ms(
+    port: u16,
+    publisher: &mut TcpStream,
+    n: usize,
+    states: usize,
+    flood: &Flood,
+) -> f64 {
+    let w = wild_device(n);
+    let want = expected_states(w, n, states, flood).len();
+    let c = Client::connect(port, &[&format!("home/d{w}/state/#")]);
+    let mut hello = Vec::new();
+    publish(WILD_HELLO, b"hello", &mut hello);
+    let t0 = Instant::now();
+    publisher.write_all(&hello).unwrap();
+    let mut seen = HashSet::new();
+    while seen.len() < want {
+        let Some(m) = c.next(10 * S) else {
+            eprintln!("wild hello: {} of {want} states replayed", seen.len());
+            return f64::NAN;
+        };
+        seen.insert(m.topic);
+    }
+    t0.elapsed().as_secs_f64() * 1000.0
+}
+
+/// SIGHUP with the same configuration: how long the main loop spent
+/// applying it, as the daemon logs it (the file is read by the signal
+/// thread).
+fn reload_ms(daemon: &Iotmonitor) -> f64 {
+    daemon.signal(libc::SIGHUP);
+    let deadline = Instant::now() + 30 * S;
+    while Instant::now() < deadline {
+        let found = daemon.log().lines().find_map(|l| {
+            l.split_once("reload applied in ")?
+                .1
+                .strip_suffix(" ms")?
+                .parse::<f64>()
+                .ok()
+        });
+        if let Some(ms) = found {
+            return ms;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("no reload within 30 s; log:\n{}", daemon.log());
+    f64::NAN
 }
 
 // ---------------------------------------------------------------------
@@ -1019,7 +1109,7 @@ fn machine() -> String {
     format!("{model}, nproc {nproc}")
 }
 
-const RUN_HEADER: &str = "| N | M | mode | run | start-up ms | CPU-µs/msg | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB | lost | stale | alert ms after deadline | floor CPU-µs/msg | floor msg/s | idle CPU % | publisher write s | flood s | replays s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const RUN_HEADER: &str = "| N | M | mode | run | start-up ms | CPU-µs/msg | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB | lost | stale | alert ms after deadline | floor CPU-µs/msg | floor msg/s | idle CPU % | publisher write s | flood s | replays s | reload ms | wildcard hello ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 fn mode_name(mode: Mode) -> &'static str {
     match mode {
@@ -1030,7 +1120,7 @@ fn mode_name(mode: Mode) -> &'static str {
 
 fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
     format!(
-        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.3} | {} | {:.1} | {:.2} | {:.2} | {:.2} |",
+        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.3} | {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} |",
         thousands(n as f64),
         thousands(m as f64),
         mode_name(mode),
@@ -1056,28 +1146,112 @@ fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
         r.write_s,
         r.elapsed_s,
         r.replays_s,
+        r.reload_ms,
+        r.wild_ms,
     )
 }
 
-/// RSS of the daemon with one device, no TLS and an empty database, once
-/// idle (at its third `B/up`).
-fn idle_rss_one_device() -> f64 {
+/// RSS of the daemon with `n` devices (the flood's configuration; one
+/// device: its own), no TLS and an empty database, once idle (from its
+/// third `B/up`): the median of samples every 50 ms over 2 s, as it varies
+/// within each second (the round of hello counts: 1,000 publishes in
+/// flight at once, then given back).
+fn idle_rss(n: usize) -> f64 {
     let broker = Broker::start();
-    let dir = workdir(&format!(
-        "[mqtt]\nserverAddress=\"tcp://127.0.0.1:{}\"\nbaseTopic=\"{BASE}\"\nclientid=\"iotmonitor-bench-one\"\n\n\
-         [device_one]\nwatchTimeOut=60\nwatchTopics=\"home/one/sensors/#\"\nstateTopics=\"home/one/state/#\"\nhelloTopic=\"home/one\"\n",
-        broker.port
-    ));
+    let config = if n == 1 {
+        format!(
+            "[mqtt]\nserverAddress=\"tcp://127.0.0.1:{}\"\nbaseTopic=\"{BASE}\"\nclientid=\"iotmonitor-bench-one\"\n\n\
+             [device_one]\nwatchTimeOut=60\nwatchTopics=\"home/one/sensors/#\"\nstateTopics=\"home/one/state/#\"\nhelloTopic=\"home/one\"\n",
+            broker.port
+        )
+    } else {
+        config_text(broker.port, n)
+    };
+    let dir = workdir(&config);
     let up_topic = format!("{BASE}/up");
     let client = Client::connect(broker.port, &[&up_topic]);
     let daemon = Iotmonitor::start(dir.path(), &[]);
     if client
-        .wait_for(30 * S, |m| m.topic == up_topic && m.text() == "3")
+        .wait_for(60 * S, |m| m.topic == up_topic && m.text() == "3")
         .is_none()
     {
-        panic!("no third {up_topic} within 30 s; log:\n{}", daemon.log());
+        panic!("no third {up_topic} within 60 s; log:\n{}", daemon.log());
     }
-    rss_mb(daemon.pid())
+    let samples = (0..40)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            rss_mb(daemon.pid())
+        })
+        .collect();
+    median(samples)
+}
+
+/// Bytes of configured strings per device of the flood's configuration:
+/// name, watch, state and hello topics.
+fn config_bytes_per_device(n: usize) -> f64 {
+    let total: usize = (0..n)
+        .map(|i| {
+            format!("d{i}").len()
+                + format!("home/d{i}/sensors/#").len()
+                + format!("home/d{i}/state/#").len()
+                + format!("home/d{i}").len()
+        })
+        .sum();
+    total as f64 / n as f64
+}
+
+/// The soak: 100 devices, 200 messages a second (half of them state
+/// updates over 400 state topics) for FLOOD_SOAK_S seconds after a warm-up
+/// of FLOOD_SOAK_WARMUP_S; the RSS at the end of the warm-up, at the end,
+/// and the peak in between.
+fn soak(secs: u64, warmup: u64) -> (f64, f64, f64) {
+    const DEVICES: usize = 100;
+    const RATE: u64 = 200;
+    let broker = Broker::start();
+    let dir = workdir(&config_text(broker.port, DEVICES));
+    let up_topic = format!("{BASE}/up");
+    let client = Client::connect(broker.port, &[&up_topic]);
+    let daemon = Iotmonitor::start(dir.path(), &[]);
+    if client.wait_for(30 * S, |m| m.topic == up_topic).is_none() {
+        panic!("no {up_topic} within 30 s; log:\n{}", daemon.log());
+    }
+    let pid = daemon.pid();
+    let mut publisher = mqtt_connect(broker.port, "flood-soak-publisher");
+    let start = Instant::now();
+    let mut rss0 = f64::NAN;
+    let mut j = 0u64;
+    let tick = Duration::from_millis(10);
+    let mut next = Instant::now();
+    while start.elapsed() < Duration::from_secs(warmup + secs) {
+        if rss0.is_nan() && start.elapsed() >= Duration::from_secs(warmup) {
+            rss0 = rss_mb(pid);
+            reset_peak_rss(pid);
+        }
+        let mut bytes = Vec::new();
+        for _ in 0..RATE / 100 {
+            let d = j as usize / 2 % DEVICES;
+            if j % 2 == 0 {
+                publish(&format!("home/d{d}/sensors/t"), b"21.5", &mut bytes);
+            } else {
+                let slot = j as usize / 2 / DEVICES % SLOTS;
+                publish(
+                    &format!("home/d{d}/state/s{slot}"),
+                    j.to_string().as_bytes(),
+                    &mut bytes,
+                );
+            }
+            j += 1;
+        }
+        publisher.write_all(&bytes).unwrap();
+        next += tick;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    if daemon.log().contains("panicked") {
+        panic!("the daemon panicked; log:\n{}", daemon.log());
+    }
+    (rss0, rss_mb(pid), peak_rss_mb(pid))
 }
 
 fn main() {
@@ -1118,12 +1292,33 @@ fn main() {
         SAMPLE
     );
     println!();
-    let one: Vec<f64> = (0..runs).map(|_| idle_rss_one_device()).collect();
+    let one: Vec<f64> = (0..runs).map(|_| idle_rss(1)).collect();
     let one_rss = median(one);
     println!(
         "Idle RSS with one device, no TLS, empty database (median of {runs}): {one_rss:.1} MB (target ≤ {T_IDLE_RSS_MB} MB) {}",
         verdict(one_rss <= T_IDLE_RSS_MB)
     );
+    for &n in ns.iter().filter(|&&n| n > 1) {
+        let rss = median((0..runs).map(|_| idle_rss(n)).collect());
+        let per_device = (rss - one_rss) * 1024.0 * 1024.0 / (n - 1) as f64;
+        let strings = config_bytes_per_device(n);
+        println!(
+            "Idle RSS with {} devices, empty database (median of {runs}): {rss:.1} MB: {per_device:.0} bytes per device, {strings:.0} of them configured strings; beyond them {:.0} (target ≤ {T_DEVICE_BYTES}) {}",
+            thousands(n as f64),
+            per_device - strings,
+            verdict(per_device - strings <= T_DEVICE_BYTES)
+        );
+    }
+    let soak_s: u64 = parse_env("FLOOD_SOAK_S", "0");
+    if soak_s > 0 {
+        let warmup: u64 = parse_env("FLOOD_SOAK_WARMUP_S", "30");
+        let (rss0, rss1, peak) = soak(soak_s, warmup);
+        println!(
+            "Soak (100 devices, 200 msg/s, half state updates, {soak_s} s after a {warmup} s warm-up): RSS {rss0:.2} MB → {rss1:.2} MB, growth {:.2} MB (target < {T_SOAK_GROWTH_MB} MB) {}, peak {peak:.2} MB",
+            rss1 - rss0,
+            verdict(rss1 - rss0 < T_SOAK_GROWTH_MB)
+        );
+    }
     println!();
     println!("{RUN_HEADER}");
     let mut table: Vec<(usize, Vec<Run>, Vec<Run>)> = Vec::new();
@@ -1153,8 +1348,8 @@ fn main() {
     println!();
     println!("## Medians of {runs} run(s) — {machine}");
     println!();
-    println!("| N devices | CPU-µs/msg (target ≤ {T_CPU_US}) | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB (target ≤ {T_RSS_MB} at 10,000) | start-up to first B/up ms (target ≤ {T_STARTUP_MS} at 10,000 with 100,000 states) | expiry alert after deadline ms (target ≤ {T_ALERT_MS}) | lost / stale, all runs (target 0) | floor CPU-µs/msg | floor msg/s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| N devices | CPU-µs/msg (target ≤ {T_CPU_US}) | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB (target ≤ {T_RSS_MB} at 10,000) | start-up to first B/up ms (target ≤ {T_STARTUP_MS} at 10,000 with 100,000 states) | expiry alert after deadline ms (target ≤ {T_ALERT_MS}) | lost / stale, all runs (target 0) | floor CPU-µs/msg | floor msg/s | SIGHUP reload, main loop busy ms (target ≤ {T_RELOAD_MS}) | hello of a `+/…` state filter to its last replay ms (target ≤ {T_RELOAD_MS}) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (n, results, _) in &table {
         let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
         let alerts: Vec<f64> = results
@@ -1192,11 +1387,12 @@ fn main() {
             med(|r| r.rss_mb),
             med(|r| r.startup_ms),
         );
+        let (reload, wild) = (med(|r| r.reload_ms), med(|r| r.wild_ms));
         let lost: usize = results.iter().map(|r| r.lost).sum();
         let stale: usize = results.iter().map(|r| r.stale).sum();
         let big = *n >= 10_000;
         println!(
-            "| {} | {cpu:.2} {} | {net:.2} | {} | {} | {:.1} | {:.1} | {rss:.1}{} | {startup:.0}{} | {alert} | {lost} / {stale} {} | {:.3} | {} |",
+            "| {} | {cpu:.2} {} | {net:.2} | {} | {} | {:.1} | {:.1} | {rss:.1}{} | {startup:.0}{} | {alert} | {lost} / {stale} {} | {:.3} | {} | {reload:.0} {} | {wild:.0} {} |",
             thousands(*n as f64),
             verdict(cpu <= T_CPU_US),
             cost_cells(results),
@@ -1216,6 +1412,8 @@ fn main() {
             verdict(lost + stale == 0),
             med(|r| r.floor_cpu_us),
             thousands(med(|r| r.floor_msgs_per_s)),
+            verdict(reload <= T_RELOAD_MS),
+            verdict(wild <= T_RELOAD_MS),
         );
     }
     println!();

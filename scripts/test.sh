@@ -19,6 +19,10 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test
+# A build without TLS (cargo feature `tls` off): lints, and a TLS broker is
+# a configuration error.
+cargo clippy --all-targets --no-default-features --features broker -- -D warnings
+cargo test --no-default-features --features broker --test cli
 
 # The man pages: generated from the CLI definition and examples/manpage/.
 tmp=$(mktemp -d)

@@ -7,14 +7,14 @@
 //! matches the topic itself and every topic below it, which is exactly the
 //! MQTT filter `f/#`. Filters are normalised to that form when parsed.
 
-use std::collections::HashMap;
 use std::fmt;
 
 /// A validated, normalised MQTT topic filter.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Filter {
-    /// The normalised MQTT filter (wildcard-free filters get `/#`).
-    mqtt: String,
+    /// The normalised MQTT filter (wildcard-free filters get `/#`),
+    /// allocated to its size (one per configured filter).
+    mqtt: Box<str>,
 }
 
 /// Why a filter or a topic was rejected.
@@ -59,9 +59,9 @@ impl Filter {
             }
         }
         let mqtt = if wildcard {
-            text.to_string()
+            text.into()
         } else {
-            format!("{text}/#")
+            format!("{text}/#").into_boxed_str()
         };
         Ok(Filter { mqtt })
     }
@@ -69,9 +69,7 @@ impl Filter {
     /// A filter for one exact topic (a helloTopic), already validated with
     /// `validate_topic`.
     pub fn exact(topic: &str) -> Filter {
-        Filter {
-            mqtt: topic.to_string(),
-        }
+        Filter { mqtt: topic.into() }
     }
 
     /// The MQTT filter to subscribe to and to match with.
@@ -153,37 +151,110 @@ pub fn validate_topic(text: &str) -> Result<(), FilterError> {
     }
 }
 
-#[derive(Default, Debug)]
-struct Node<V> {
-    children: HashMap<Box<str>, usize>,
-    plus: Option<usize>,
+/// No node, no value, an empty slot.
+const NONE: u32 = u32::MAX;
+
+/// A node of the trie: its `+` child and the heads of its two value lists.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    plus: u32,
     /// Values of filters that end here (exact level).
-    exact: Vec<V>,
+    exact: u32,
     /// Values of filters that end with `#` here: they match this level and
     /// everything below it.
-    rest: Vec<V>,
+    rest: u32,
+    /// It has literal children (else a topic's next level is not looked
+    /// up: a cache miss saved at the end of most walks).
+    literal: bool,
+}
+
+impl Node {
+    const EMPTY: Node = Node {
+        plus: NONE,
+        exact: NONE,
+        rest: NONE,
+        literal: false,
+    };
+}
+
+/// A literal child, `parent` --label--> `child`; the label is a range of
+/// the index's label text.
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    parent: u32,
+    child: u32,
+    label: u32,
+    len: u32,
 }
 
 /// A trie of filters. Matching walks the topic's levels once, following the
 /// literal child, the `+` child and collecting `#` values on the way, so its
 /// cost depends on the topic and on the wildcards that can match it, not on
 /// how many filters were inserted.
+///
+/// Compact: a node is three `u32`s; the literal children of all nodes are
+/// in one open-addressing table keyed by (parent, level) under a fast
+/// non-cryptographic hash (only configured levels are ever inserted, so
+/// topics from the network cannot lengthen its probes); each distinct
+/// level name is stored once, in one string; values are linked lists in
+/// one array. A device's watch, state and hello topics take about 150
+/// bytes (a hash map per node took about a kilobyte).
 #[derive(Debug)]
 pub struct TopicIndex<V> {
-    nodes: Vec<Node<V>>,
+    nodes: Vec<Node>,
+    edges: Vec<Edge>,
+    /// Positions in `edges` by hash of (parent, label); `NONE`: empty.
+    slots: Vec<u32>,
+    labels: String,
+    /// While building (`shrink_to_fit` drops it): the distinct labels, as
+    /// (position, length) in `labels` by hash of the label; `NONE`: empty.
+    interned: Vec<(u32, u32)>,
+    distinct: usize,
+    /// Each value with the position of the next one of its list.
+    values: Vec<(V, u32)>,
 }
 
 impl<V> Default for TopicIndex<V> {
     fn default() -> Self {
         TopicIndex {
-            nodes: vec![Node {
-                children: HashMap::new(),
-                plus: None,
-                exact: Vec::new(),
-                rest: Vec::new(),
-            }],
+            nodes: vec![Node::EMPTY],
+            edges: Vec::new(),
+            slots: Vec::new(),
+            labels: String::new(),
+            interned: Vec::new(),
+            distinct: 0,
+            values: Vec::new(),
         }
     }
+}
+
+/// FxHash's step: fast, and good enough for tables whose keys all come
+/// from the configuration.
+fn mix(h: u64, word: u64) -> u64 {
+    (h.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
+fn hash(seed: u32, bytes: &[u8]) -> usize {
+    let mut h = u64::from(seed);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        h = mix(h, u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = mix(mix(h, u64::from_le_bytes(tail)), bytes.len() as u64);
+    // The high bits are the best mixed.
+    (h >> 32) as usize
+}
+
+/// An open-addressing table with room for one more key than `used`: at
+/// most half full.
+fn needs_growth(used: usize, len: usize) -> bool {
+    2 * (used + 1) > len
+}
+
+fn table_len(used: usize) -> usize {
+    (2 * (used + 1)).next_power_of_two()
 }
 
 impl<V: Clone + PartialEq> TopicIndex<V> {
@@ -191,93 +262,211 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
         Self::default()
     }
 
-    fn new_node(&mut self) -> usize {
-        self.nodes.push(Node {
-            children: HashMap::new(),
-            plus: None,
-            exact: Vec::new(),
-            rest: Vec::new(),
-        });
-        self.nodes.len() - 1
+    fn text(&self, at: u32, len: u32) -> &[u8] {
+        &self.labels.as_bytes()[at as usize..(at + len) as usize]
     }
 
-    /// Releases the spare capacity left by the inserts.
+    /// The literal child of `parent` named `label`.
+    #[inline]
+    fn child(&self, parent: u32, label: &str) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let label = label.as_bytes();
+        let mask = self.slots.len() - 1;
+        let mut at = hash(parent, label) & mask;
+        loop {
+            let slot = self.slots[at];
+            if slot == NONE {
+                return None;
+            }
+            let e = &self.edges[slot as usize];
+            if e.parent == parent
+                && e.len as usize == label.len()
+                && self.text(e.label, e.len) == label
+            {
+                return Some(e.child);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The position of `label` in the label text, stored once (while
+    /// building).
+    fn intern(&mut self, label: &str) -> u32 {
+        if needs_growth(self.distinct, self.interned.len()) {
+            let mut table = vec![(NONE, NONE); table_len(self.distinct)];
+            let mask = table.len() - 1;
+            for &(at, len) in self.interned.iter().filter(|e| e.0 != NONE) {
+                let mut i = hash(0, self.text(at, len)) & mask;
+                while table[i].0 != NONE {
+                    i = (i + 1) & mask;
+                }
+                table[i] = (at, len);
+            }
+            self.interned = table;
+        }
+        let mask = self.interned.len() - 1;
+        let mut i = hash(0, label.as_bytes()) & mask;
+        loop {
+            let (at, len) = self.interned[i];
+            if at == NONE {
+                break;
+            }
+            if self.text(at, len) == label.as_bytes() {
+                return at;
+            }
+            i = (i + 1) & mask;
+        }
+        let at = self.labels.len() as u32;
+        self.labels.push_str(label);
+        self.interned[i] = (at, label.len() as u32);
+        self.distinct += 1;
+        at
+    }
+
+    fn add_child(&mut self, parent: u32, label: &str) -> u32 {
+        if needs_growth(self.edges.len(), self.slots.len()) {
+            let mut slots = vec![NONE; table_len(self.edges.len())];
+            let mask = slots.len() - 1;
+            for (i, e) in self.edges.iter().enumerate() {
+                let mut at = hash(e.parent, self.text(e.label, e.len)) & mask;
+                while slots[at] != NONE {
+                    at = (at + 1) & mask;
+                }
+                slots[at] = i as u32;
+            }
+            self.slots = slots;
+        }
+        self.nodes.push(Node::EMPTY);
+        let child = (self.nodes.len() - 1) as u32;
+        self.nodes[parent as usize].literal = true;
+        let label_at = self.intern(label);
+        let mask = self.slots.len() - 1;
+        let mut at = hash(parent, label.as_bytes()) & mask;
+        while self.slots[at] != NONE {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = self.edges.len() as u32;
+        self.edges.push(Edge {
+            parent,
+            child,
+            label: label_at,
+            len: label.len() as u32,
+        });
+        child
+    }
+
+    /// Releases the spare capacity left by the inserts, and what only
+    /// inserts need (later inserts still work, without sharing labels).
     pub fn shrink_to_fit(&mut self) {
         self.nodes.shrink_to_fit();
-        for n in &mut self.nodes {
-            n.children.shrink_to_fit();
-            n.exact.shrink_to_fit();
-            n.rest.shrink_to_fit();
+        self.edges.shrink_to_fit();
+        self.labels.shrink_to_fit();
+        self.values.shrink_to_fit();
+        self.interned = Vec::new();
+        self.distinct = 0;
+    }
+
+    /// Adds `value` to the list starting at `head` unless it holds it.
+    fn push_value(&mut self, head: u32, value: V) -> u32 {
+        let mut at = head;
+        while at != NONE {
+            let (v, next) = &self.values[at as usize];
+            if *v == value {
+                return head;
+            }
+            at = *next;
         }
+        self.values.push((value, head));
+        (self.values.len() - 1) as u32
     }
 
     /// Adds `value` under `filter`. The same pair twice is stored once.
     pub fn insert(&mut self, filter: &Filter, value: V) {
-        let mut node = 0;
+        let mut node = 0u32;
         for level in filter.as_str().split('/') {
             node = match level {
                 "#" => {
-                    if !self.nodes[node].rest.contains(&value) {
-                        self.nodes[node].rest.push(value);
-                    }
+                    let head = self.nodes[node as usize].rest;
+                    self.nodes[node as usize].rest = self.push_value(head, value);
                     return;
                 }
-                "+" => match self.nodes[node].plus {
-                    Some(n) => n,
-                    None => {
-                        let n = self.new_node();
-                        self.nodes[node].plus = Some(n);
+                "+" => match self.nodes[node as usize].plus {
+                    NONE => {
+                        self.nodes.push(Node::EMPTY);
+                        let n = (self.nodes.len() - 1) as u32;
+                        self.nodes[node as usize].plus = n;
                         n
                     }
+                    n => n,
                 },
-                lit => match self.nodes[node].children.get(lit) {
-                    Some(&n) => n,
-                    None => {
-                        let n = self.new_node();
-                        self.nodes[node].children.insert(lit.into(), n);
-                        n
-                    }
+                lit => match self.child(node, lit) {
+                    Some(n) => n,
+                    None => self.add_child(node, lit),
                 },
             };
         }
-        if !self.nodes[node].exact.contains(&value) {
-            self.nodes[node].exact.push(value);
-        }
+        let head = self.nodes[node as usize].exact;
+        self.nodes[node as usize].exact = self.push_value(head, value);
     }
 
     /// Calls `f` for every value whose filter matches `topic`. A value
     /// inserted under several matching filters is reported once per filter.
     pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&V)) {
-        let dollar = topic.starts_with('$');
-        self.walk(0, Some(topic), !dollar, &mut f);
+        self.find(topic, &mut |v| {
+            f(v);
+            false
+        });
     }
 
     /// True when at least one filter matches `topic`.
     pub fn matches_any(&self, topic: &str) -> bool {
-        let mut any = false;
-        self.for_each_match(topic, |_| any = true);
-        any
+        self.find(topic, &mut |_| true)
     }
 
-    fn walk(&self, node: usize, rest: Option<&str>, wild_ok: bool, f: &mut impl FnMut(&V)) {
-        let n = &self.nodes[node];
-        if wild_ok {
-            n.rest.iter().for_each(&mut *f);
+    /// Calls `f` for the values whose filter matches `topic` until it
+    /// returns true; returns whether it did.
+    pub fn find(&self, topic: &str, f: &mut impl FnMut(&V) -> bool) -> bool {
+        let dollar = topic.starts_with('$');
+        self.walk(0, Some(topic), !dollar, f)
+    }
+
+    fn list(&self, mut at: u32, f: &mut impl FnMut(&V) -> bool) -> bool {
+        while at != NONE {
+            let (v, next) = &self.values[at as usize];
+            if f(v) {
+                return true;
+            }
+            at = *next;
+        }
+        false
+    }
+
+    fn walk(
+        &self,
+        node: u32,
+        rest: Option<&str>,
+        wild_ok: bool,
+        f: &mut impl FnMut(&V) -> bool,
+    ) -> bool {
+        let n = self.nodes[node as usize];
+        if wild_ok && self.list(n.rest, f) {
+            return true;
         }
         let Some(rest) = rest else {
-            n.exact.iter().for_each(f);
-            return;
+            return self.list(n.exact, f);
         };
         let (level, tail) = match rest.split_once('/') {
             Some((l, t)) => (l, Some(t)),
             None => (rest, None),
         };
-        if let Some(&child) = n.children.get(level) {
-            self.walk(child, tail, true, f);
+        if let Some(child) = n.literal.then(|| self.child(node, level)).flatten() {
+            if self.walk(child, tail, true, f) {
+                return true;
+            }
         }
-        if let (Some(plus), true) = (n.plus, wild_ok) {
-            self.walk(plus, tail, true, f);
-        }
+        n.plus != NONE && wild_ok && self.walk(n.plus, tail, true, f)
     }
 }
 

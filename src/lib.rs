@@ -22,6 +22,7 @@ pub mod history;
 pub mod http;
 pub mod link;
 pub mod logging;
+pub mod memory;
 pub mod monitor;
 pub mod notify;
 pub mod page;

@@ -8,7 +8,7 @@ use log::{error, info, warn};
 
 use iotmonitor::cli::{Cli, Command, HealthArgs};
 use iotmonitor::config::{self, Config};
-use iotmonitor::daemon::{Daemon, Signal};
+use iotmonitor::daemon::{Daemon, Reload, Signal};
 use iotmonitor::health::{self, Target};
 use iotmonitor::store::Store;
 use iotmonitor::{dump, http, logging, VERSION};
@@ -65,7 +65,7 @@ fn run(
     store: Store,
     agent_logs: PathBuf,
 ) -> anyhow::Result<()> {
-    let signals = signal_channel()?;
+    let signals = signal_channel(config_path)?;
     // With the embedded broker, the daemon talks to its own listener.
     #[cfg(feature = "broker")]
     let config = match config.broker_listen {
@@ -82,7 +82,7 @@ fn run(
     if let Some(addr) = config.http_bind {
         http::spawn(addr, control_tx)?;
     }
-    let daemon = Daemon::new(config_path, config, store, agent_logs)?;
+    let daemon = Daemon::new(config, store, agent_logs)?;
     daemon.run(signals, control_rx)?;
     Ok(())
 }
@@ -94,9 +94,7 @@ fn run(
 /// themselves at their first use anyway, so a TLS connection made later
 /// (after a reload) still works.
 fn init_paho(server_address: &str) {
-    let tls = ["ssl://", "mqtts://"]
-        .iter()
-        .any(|scheme| server_address.starts_with(scheme));
+    let tls = is_tls(server_address);
     let mut options = paho_mqtt_sys::MQTTAsync_init_options {
         struct_id: [b'M', b'Q', b'T', b'G'].map(|b| b as std::ffi::c_char),
         struct_version: 0,
@@ -107,8 +105,17 @@ fn init_paho(server_address: &str) {
     unsafe { paho_mqtt_sys::MQTTAsync_global_init(&mut options) };
 }
 
-/// A thread turning SIGTERM/SIGINT/SIGHUP into messages for the main loop.
-fn signal_channel() -> anyhow::Result<crossbeam_channel::Receiver<Signal>> {
+/// Whether a broker address needs TLS.
+fn is_tls(server_address: &str) -> bool {
+    ["ssl://", "mqtts://"]
+        .iter()
+        .any(|scheme| server_address.starts_with(scheme))
+}
+
+/// A thread turning SIGTERM/SIGINT/SIGHUP into messages for the main loop;
+/// on SIGHUP it reads the configuration again itself, so that the main
+/// loop only applies it.
+fn signal_channel(config_path: PathBuf) -> anyhow::Result<crossbeam_channel::Receiver<Signal>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
@@ -116,12 +123,12 @@ fn signal_channel() -> anyhow::Result<crossbeam_channel::Receiver<Signal>> {
         .name("signals".into())
         .spawn(move || {
             for sig in signals.forever() {
+                info!("received signal {sig}");
                 let msg = if sig == SIGHUP {
-                    Signal::Reload
+                    Signal::Reload(Box::new(Reload::read(&config_path)))
                 } else {
                     Signal::Stop
                 };
-                info!("received signal {sig}");
                 if tx.send(msg).is_err() {
                     break;
                 }
@@ -137,6 +144,14 @@ fn load_config(path: &Path) -> Option<Config> {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 warn!("{w}");
+            }
+            if !cfg!(feature = "tls") && is_tls(&loaded.config.mqtt.server_address) {
+                error!(
+                    "{}: [mqtt] serverAddress {} needs TLS, which this iotmonitor was built without (cargo feature \"tls\"): use a tcp:// broker or a build with TLS",
+                    path.display(),
+                    loaded.config.mqtt.server_address
+                );
+                return None;
             }
             warn_if_password_readable(path, &loaded.config);
             Some(loaded.config)

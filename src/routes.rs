@@ -2,74 +2,125 @@
 //! (watch filters), whether it is a state to store (state filters), whose
 //! helloTopic it is, and the broker subscriptions that cover all of them.
 
-use std::collections::HashMap;
-
 use crate::config::DeviceConfig;
 use crate::filter::{minimal_cover, Filter, TopicIndex};
 
-/// Device positions are `u32` indexes into the daemon's device list.
+/// What a topic is to a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// It matches one of the device's watch filters (once per filter).
+    Watch,
+    /// It matches one of its state filters (once per filter).
+    State,
+    /// It is its helloTopic.
+    Hello,
+}
+
+/// One device a topic is routed to: a device position (a `u32` index into
+/// the daemon's device list, below 2^30) and the kind in the two high bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit(u32);
+
+const KIND_SHIFT: u32 = 30;
+const INDEX_MASK: u32 = (1 << KIND_SHIFT) - 1;
+
+impl Hit {
+    fn new(kind: Kind, device: u32) -> Hit {
+        let tag = match kind {
+            Kind::Watch => 0,
+            Kind::State => 1,
+            Kind::Hello => 2,
+        };
+        Hit(tag << KIND_SHIFT | device)
+    }
+
+    pub fn kind(self) -> Kind {
+        match self.0 >> KIND_SHIFT {
+            0 => Kind::Watch,
+            1 => Kind::State,
+            _ => Kind::Hello,
+        }
+    }
+
+    pub fn device(self) -> u32 {
+        self.0 & INDEX_MASK
+    }
+}
+
+/// One trie for the watch filters, the state filters and the helloTopics
+/// of every device (a hello is an exact filter), so that one walk of a
+/// topic finds everything it means.
 pub struct Routes {
-    watch: TopicIndex<u32>,
-    state: TopicIndex<u32>,
-    hello: HashMap<String, Vec<u32>>,
-    subscriptions: Vec<String>,
+    index: TopicIndex<Hit>,
 }
 
 impl Routes {
     pub fn build<'a>(devices: impl IntoIterator<Item = &'a DeviceConfig>) -> Routes {
-        let mut watch = TopicIndex::new();
-        let mut state = TopicIndex::new();
-        let mut hello: HashMap<String, Vec<u32>> = HashMap::new();
-        let mut all: Vec<Filter> = Vec::new();
+        let mut index = TopicIndex::new();
         for (i, d) in devices.into_iter().enumerate() {
             let i = i as u32;
+            assert!(i <= INDEX_MASK, "too many devices");
             for f in &d.watch_topics {
-                watch.insert(f, i);
-                all.push(f.clone());
+                index.insert(f, Hit::new(Kind::Watch, i));
             }
             for f in &d.state_topics {
-                state.insert(f, i);
-                all.push(f.clone());
+                index.insert(f, Hit::new(Kind::State, i));
             }
             if let Some(h) = &d.hello_topic {
-                hello.entry(h.clone()).or_default().push(i);
-                all.push(Filter::exact(h));
+                index.insert(&Filter::exact(h), Hit::new(Kind::Hello, i));
             }
         }
-        watch.shrink_to_fit();
-        state.shrink_to_fit();
-        let subscriptions = minimal_cover(&all)
-            .into_iter()
-            .map(|f| f.as_str().to_string())
-            .collect();
-        Routes {
-            watch,
-            state,
-            hello,
-            subscriptions,
-        }
+        index.shrink_to_fit();
+        Routes { index }
+    }
+
+    /// Everything `topic` means, in one walk: `f` is called for each
+    /// device and kind (see [`Kind`]).
+    pub fn route(&self, topic: &str, mut f: impl FnMut(Hit)) {
+        self.index.for_each_match(topic, |&h| f(h));
     }
 
     /// Devices whose watch filters match `topic` (a device may be reported
     /// once per matching filter).
-    pub fn watchers(&self, topic: &str, f: impl FnMut(&u32)) {
-        self.watch.for_each_match(topic, f)
+    pub fn watchers(&self, topic: &str, mut f: impl FnMut(u32)) {
+        self.route(topic, |h| {
+            if h.kind() == Kind::Watch {
+                f(h.device());
+            }
+        });
     }
 
     /// Is `topic` a state of some configured device?
     pub fn is_state(&self, topic: &str) -> bool {
-        self.state.matches_any(topic)
+        self.index.find(topic, &mut |h| h.kind() == Kind::State)
     }
 
-    /// Devices whose helloTopic is `topic`.
-    pub fn hello(&self, topic: &str) -> &[u32] {
-        self.hello.get(topic).map(Vec::as_slice).unwrap_or(&[])
+    /// Is `topic` a state of some device and nobody's helloTopic (what the
+    /// start-up replay republishes)?
+    pub fn is_replayable(&self, topic: &str) -> bool {
+        let (mut state, mut hello) = (false, false);
+        self.route(topic, |h| match h.kind() {
+            Kind::State => state = true,
+            Kind::Hello => hello = true,
+            Kind::Watch => {}
+        });
+        state && !hello
     }
 
-    /// The filters to subscribe to: the union of everything configured,
-    /// without filters covered by others (so each message comes once).
-    pub fn subscriptions(&self) -> &[String] {
-        &self.subscriptions
+    /// The filters to subscribe to for `devices`: the union of everything
+    /// configured, without filters covered by others (so each message
+    /// comes once).
+    pub fn subscriptions<'a>(devices: impl IntoIterator<Item = &'a DeviceConfig>) -> Vec<String> {
+        let mut all: Vec<Filter> = Vec::new();
+        for d in devices {
+            all.extend(d.watch_topics.iter().cloned());
+            all.extend(d.state_topics.iter().cloned());
+            all.extend(d.hello_topic.as_deref().map(Filter::exact));
+        }
+        minimal_cover(&all)
+            .into_iter()
+            .map(|f| f.as_str().to_string())
+            .collect()
     }
 }
 
@@ -97,15 +148,31 @@ mod tests {
         ];
         let r = Routes::build(&devs);
         let mut got = Vec::new();
-        r.watchers("home/a/x", |&i| got.push(i));
-        r.watchers("home/b/sensors/t", |&i| got.push(i));
-        r.watchers("home/bb/sensors", |&i| got.push(i));
+        r.watchers("home/a/x", |i| got.push(i));
+        r.watchers("home/b/sensors/t", |i| got.push(i));
+        r.watchers("home/bb/sensors", |i| got.push(i));
         assert_eq!(got, [0, 1]);
         assert!(r.is_state("home/a/state/led"));
         assert!(!r.is_state("home/a/other"));
-        assert_eq!(r.hello("home/b"), &[1]);
-        assert!(r.hello("home/b/x").is_empty());
-        let mut subs = r.subscriptions().to_vec();
+        let hellos = |t: &str| {
+            let mut h = Vec::new();
+            r.route(t, |hit| {
+                if hit.kind() == Kind::Hello {
+                    h.push(hit.device());
+                }
+            });
+            h
+        };
+        assert_eq!(hellos("home/b"), [1]);
+        assert!(hellos("home/b/x").is_empty());
+        // One walk: home/a/state/led is a state of a and a watched topic.
+        let mut all = Vec::new();
+        r.route("home/a/state/led", |h| all.push((h.kind(), h.device())));
+        all.sort_by_key(|&(k, d)| (d, k as u8));
+        assert_eq!(all, [(Kind::Watch, 0), (Kind::State, 0)]);
+        assert!(r.is_replayable("home/a/state/led"));
+        assert!(!r.is_replayable("home/a"));
+        let mut subs = Routes::subscriptions(&devs);
         subs.sort();
         // home/a (hello) and home/a/state/# are covered by home/a/#.
         assert_eq!(subs, ["home/a/#", "home/b", "home/b/sensors/#"]);
@@ -137,7 +204,7 @@ mod tests {
         ] {
             r.watchers(t, |_| {});
             r.is_state(t);
-            r.hello(t);
+            r.is_replayable(t);
         }
     }
 }

@@ -129,6 +129,7 @@ fn dump_without_database_is_an_error() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn check_summarises_every_section_never_a_password() {
     let dir = workdir(
         "[mqtt]\nserverAddress=\"ssl://127.0.0.1:1\"\nuser=\"u\"\npassword=\"pw-secret-1\"\nclientid=\"c1\"\ncaFile=\"ca.pem\"\nkeyFile=\"ca.pem\"\nkeyPassword=\"pw-secret-2\"\n\
@@ -153,6 +154,21 @@ fn check_summarises_every_section_never_a_password() {
         assert!(out.contains(needle), "'{needle}' not in:\n{out}");
     }
     assert!(!out.contains("pw-secret") && !err.contains("pw-secret"));
+}
+
+#[test]
+#[cfg(not(feature = "tls"))]
+fn a_tls_broker_without_tls_built_in_exits_78() {
+    let dir =
+        workdir("[mqtt]\nserverAddress=\"mqtts://127.0.0.1:1\"\n[device_d]\nwatchTopics=\"d/#\"\n");
+    for args in [&["--check"][..], &[]] {
+        let (code, _, err) = run(dir.path(), args);
+        assert_eq!(code, 78, "{err}");
+        assert!(
+            err.contains("built without (cargo feature \"tls\")"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -21,6 +21,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+#[cfg(feature = "tls")]
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -539,6 +540,7 @@ fn shutdown_during_a_flood() {
 // ---------------------------------------------------------------------
 // TLS: the records come through the same read-ahead buffer.
 
+#[cfg(feature = "tls")]
 /// A CA and a server certificate for 127.0.0.1 in `dir`; the mosquitto
 /// configuration lines of a TLS listener on `port` using them.
 fn tls_listener(dir: &Path, port: u16) -> String {
@@ -550,6 +552,7 @@ fn tls_listener(dir: &Path, port: u16) -> String {
     )
 }
 
+#[cfg(feature = "tls")]
 /// The `[mqtt]` section of a TLS broker on `port` with the CA of `pki`.
 fn tls_mqtt(port: u16, pki: &Path) -> String {
     format!(
@@ -558,6 +561,7 @@ fn tls_mqtt(port: u16, pki: &Path) -> String {
     )
 }
 
+#[cfg(feature = "tls")]
 /// A broker with a TLS listener on `tls_port` (its plain listener is for
 /// the test's clients).
 fn tls_broker(pki: &Path, tls_port: u16) -> Broker {
@@ -567,6 +571,7 @@ fn tls_broker(pki: &Path, tls_port: u16) -> Broker {
     )
 }
 
+#[cfg(feature = "tls")]
 /// Over TLS through the relay: records cut into pieces, a payload larger
 /// than the buffer; then, with nothing cut, a burst of small packets read
 /// at once.
@@ -602,6 +607,7 @@ fn tls_records_split_large_and_burst() {
     assert_no_panic(&daemon);
 }
 
+#[cfg(feature = "tls")]
 /// Over TLS, the broker is restarted while a flood is being read: a new
 /// TLS session on a new socket, with a new buffer.
 #[test]

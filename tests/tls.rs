@@ -1,6 +1,8 @@
 //! TLS: the daemon connects to a real mosquitto TLS listener with a
 //! throw-away CA made by the test (server verification, client
-//! certificate), and refuses a server its CA did not sign.
+//! certificate), and refuses a server its CA did not sign. Only in builds
+//! with TLS (the default).
+#![cfg(feature = "tls")]
 
 mod common;
 

@@ -513,8 +513,8 @@ fn build(
     let h = handoff.clone();
     client.set_connection_lost_callback(move |_| h.report(Report::Lost));
     let h = handoff.clone();
-    // Runs on Paho's receive thread, which holds Paho's mutex meanwhile: it
-    // may wait for room in the hand-off (see the module doc).
+    // Runs on Paho's receive thread, which holds Paho's mutex meanwhile:
+    // it never waits (the receive gate does, see the module doc).
     client.set_message_callback(move |_, msg| {
         if let Some(msg) = msg {
             h.message(Incoming {

@@ -18,9 +18,16 @@
 //!   so the broker's TCP flow control holds the flood back. Nothing is
 //!   dropped (until `close`, at shutdown). Other reports (connected, lost,
 //!   failures) never wait: they are few.
+//! - The wait is not in the message callback, which Paho runs holding its
+//!   client mutex (its send thread and every publish would wait too: an
+//!   alert would leave only once the main loop caught up with a flood),
+//!   but in Paho's *receive gate* (vendored patch 0004), which its receive
+//!   thread calls before reading each packet, holding no lock of Paho's.
+//!   The callback only queues, and marks the hand-off full when it is.
 
+use std::ffi::c_void;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Once, Weak};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
@@ -83,20 +90,26 @@ impl Handoff {
         (h, rx)
     }
 
-    /// Paho's receive thread: queues a message, first waiting while the
-    /// limit is reached. After `close` messages are dropped.
+    /// Paho's receive thread: queues a message (never waits: the receive
+    /// gate does, before the next packet). After `close` messages are
+    /// dropped.
     pub fn message(&self, msg: Incoming) {
-        if self.bytes.load(SeqCst) >= self.limit {
-            self.wait_for_room();
-        }
         if self.closed.load(SeqCst) {
             return;
         }
-        self.bytes.fetch_add(cost(&msg), SeqCst);
+        let c = cost(&msg);
+        if self.bytes.fetch_add(c, SeqCst) + c >= self.limit {
+            FULL.store(true, SeqCst);
+        }
         self.push(Report::Message(msg));
     }
 
-    fn wait_for_room(&self) {
+    /// Paho's receive thread, before it reads the next packet: waits while
+    /// the limit is reached (until the consumer releases, or `close`).
+    pub fn wait_for_room(&self) {
+        if self.bytes.load(SeqCst) < self.limit || self.closed.load(SeqCst) {
+            return;
+        }
         self.waits.fetch_add(1, SeqCst);
         let (lock, cv) = &self.room;
         let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -180,10 +193,56 @@ impl Handoff {
     }
 }
 
+/// Some hand-off reached its limit since the receive gate last looked.
+static FULL: AtomicBool = AtomicBool::new(false);
+/// The hand-offs of the process (one per link), for the receive gate.
+static HANDOFFS: Mutex<Vec<Weak<Handoff>>> = Mutex::new(Vec::new());
+
+extern "C" {
+    /// Vendored patch 0004: Paho's receive thread calls `gate(context)`
+    /// before reading each packet, holding none of Paho's locks.
+    fn MQTTAsync_setReceiveGate(
+        gate: Option<unsafe extern "C" fn(*mut c_void)>,
+        context: *mut c_void,
+    );
+}
+
+/// Paho's receive gate: waits while a hand-off is full. Paho has one
+/// receive thread for all its clients, so a full hand-off holds them all
+/// back, as a callback waiting for room did.
+unsafe extern "C" fn receive_gate(_context: *mut c_void) {
+    if !FULL.load(SeqCst) {
+        return;
+    }
+    FULL.store(false, SeqCst);
+    let handoffs: Vec<Arc<Handoff>> = HANDOFFS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for h in handoffs {
+        h.wait_for_room();
+    }
+}
+
+/// Makes Paho's receive thread wait for room in `handoff` when it is full
+/// (installs the receive gate with the first hand-off).
+pub(crate) fn register(handoff: &Arc<Handoff>) {
+    static GATE: Once = Once::new();
+    GATE.call_once(|| {
+        // SAFETY: a function valid for the whole run, with no context;
+        // set before the first client is created (the first link's).
+        unsafe { MQTTAsync_setReceiveGate(Some(receive_gate), std::ptr::null_mut()) }
+    });
+    let mut all = HANDOFFS.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|h| h.strong_count() > 0);
+    all.push(Arc::downgrade(handoff));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     fn msg(topic: &str, n: usize) -> Incoming {
@@ -250,6 +309,7 @@ mod tests {
             let h = h.clone();
             std::thread::spawn(move || {
                 for i in 0..1000 {
+                    h.wait_for_room();
                     h.message(msg(&i.to_string(), 100));
                 }
             })
@@ -284,7 +344,10 @@ mod tests {
         h.message(msg("first", 10));
         let producer = {
             let h = h.clone();
-            std::thread::spawn(move || h.message(msg("second", 10)))
+            std::thread::spawn(move || {
+                h.wait_for_room();
+                h.message(msg("second", 10))
+            })
         };
         // The producer cannot finish before close: the limit is reached and
         // nothing is released.

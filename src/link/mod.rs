@@ -22,24 +22,24 @@
 //! # No deadlock with a bounded hand-off
 //!
 //! The hand-off is bounded (`Limits::handoff_bytes`): when it is full,
-//! Paho's receive thread waits in the message callback until the main
-//! loop releases what it handed on (after each pass of its loop). Paho
-//! calls that callback holding its global
-//! `mqttasync_mutex` (MQTTAsyncUtils.c, `MQTTAsync_receiveThread`), and
-//! every Paho entry point takes the same mutex (`MQTTAsync_send`,
+//! Paho's receive thread waits until the main loop releases what it handed
+//! on (after each pass of its loop). It waits in Paho's *receive gate*
+//! (vendored patch 0004), before reading the next packet, holding none of
+//! Paho's locks: Paho's send thread keeps sending meanwhile (an alert is
+//! not held up by a flood the main loop has not caught up with). The
+//! message callback itself, which Paho runs holding its global
+//! `mqttasync_mutex` (taken by every Paho entry point: `MQTTAsync_send`,
 //! `MQTTAsync_subscribeMany`, `MQTTAsync_connect`, `MQTTAsync_destroy`,
-//! `MQTTAsync_isConnected`, …). A main loop publishing through Paho could
-//! therefore wait for the mutex while the receive thread waits for the
-//! main loop: a deadlock. Hence the rule: **the main loop never calls
-//! Paho**. It sends commands to the link thread; waiting for the mutex is
-//! that thread's business. The only waits are then:
-//! receive thread → main loop (room), link thread → receive thread
-//! (mutex), main loop → nothing (its sends are on an unbounded channel,
-//! bounded in practice by the window; its `select!` has the wake channel).
-//! No cycle. At shutdown the main loop closes the hand-off first
-//! (producers stop waiting, later messages are dropped), then gives the
-//! link thread a bounded time to publish `offline` and disconnect (the
-//! one time it waits for that thread, with a timeout).
+//! …), never waits. The rule **the main loop never calls Paho** stays: it
+//! sends commands to the link thread, and waiting for the mutex is that
+//! thread's business. The only waits are then: receive thread → main loop
+//! (room, holding nothing), link thread → Paho's threads (mutex), main
+//! loop → nothing (its sends are on an unbounded channel, bounded in
+//! practice by the window; its `select!` has the wake channel). No cycle.
+//! At shutdown the main loop closes the hand-off first (the receive thread
+//! stops waiting, later messages are dropped), then gives the link thread
+//! a bounded time to publish `offline` and disconnect (the one time it
+//! waits for that thread, with a timeout).
 //!
 //! # No wake-up per message
 //!
@@ -166,7 +166,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            handoff_bytes: 8 << 20,
+            handoff_bytes: 1 << 20,
         }
     }
 }
@@ -261,6 +261,7 @@ impl Link {
     ) -> anyhow::Result<Link> {
         let (handoff, wake) = Handoff::new(limits.handoff_bytes);
         let handoff = Arc::new(handoff);
+        handoff::register(&handoff);
         let keep_alive = announced_keep_alive(cfg.keep_alive);
         let commands = driver::spawn(cfg, keep_alive, &presence, handoff.clone())?;
         Ok(Link {

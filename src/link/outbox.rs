@@ -8,6 +8,10 @@
 //! topics however long the broker is slow. A replaced repeat counts as
 //! dropped; the others lose nothing: the broker gets the latest value.
 //!
+//! Alerts leave first: an expiry must not wait behind thousands of
+//! availability announcements (QoS 1, which the broker acknowledges 20 at a
+//! time by default) when a flood makes every device heard at once.
+//!
 //! Beyond `BUDGET` bytes, the oldest repeats (`B/up`,
 //! `B/helloTopicCount/…`) are dropped and counted. Alerts, replayed states
 //! and retained messages are never dropped: the daemon pauses what it can
@@ -44,8 +48,10 @@ pub(crate) struct Outbox {
     queue: BTreeMap<u64, Pending>,
     next_seq: u64,
     by_topic: HashMap<Rc<str>, u64>,
-    /// Sequence numbers of the queued repeats.
+    /// Sequence numbers of the queued repeats ...
     repeats: BTreeSet<u64>,
+    /// ... and alerts.
+    alerts: BTreeSet<u64>,
     bytes: usize,
     dropped_repeats: u64,
 }
@@ -83,6 +89,11 @@ impl Outbox {
             } else if class == Class::Repeat {
                 self.repeats.insert(seq);
             }
+            if class == Class::Alert {
+                self.alerts.insert(seq);
+            } else {
+                self.alerts.remove(&seq);
+            }
             p.payload.clear();
             p.payload.extend_from_slice(payload);
             p.retained = retained;
@@ -102,6 +113,9 @@ impl Outbox {
             if class == Class::Repeat {
                 self.repeats.insert(seq);
             }
+            if class == Class::Alert {
+                self.alerts.insert(seq);
+            }
             self.queue.insert(seq, p);
         }
         while self.bytes > BUDGET {
@@ -117,13 +131,17 @@ impl Outbox {
         let p = self.queue.remove(&seq)?;
         self.by_topic.remove(&p.topic);
         self.repeats.remove(&seq);
+        self.alerts.remove(&seq);
         self.bytes -= p.cost();
         Some(p)
     }
 
-    /// The oldest message.
+    /// The oldest alert, else the oldest message.
     pub fn pop(&mut self) -> Option<Pending> {
-        let seq = *self.queue.keys().next()?;
+        let seq = match self.alerts.first() {
+            Some(&seq) => seq,
+            None => *self.queue.keys().next()?,
+        };
         self.remove(seq)
     }
 
@@ -167,8 +185,8 @@ mod tests {
         assert_eq!(
             drain(&mut o),
             pairs(&[
-                ("b/up", "2"),
                 ("b/expired/x", "100"),
+                ("b/up", "2"),
                 ("b/availability/x", "online"),
                 ("dev/st", "on"),
             ])

@@ -1,15 +1,21 @@
 //! The filters the link subscribes to, and what changes when a reload
-//! replaces them: hash sets, so a reload with n filters costs O(n) (a list
-//! compared with `contains` cost O(n²): about a second at 10,000 devices).
+//! replaces them: kept sorted in one string (about 4 bytes per filter
+//! beyond its text: a hash set of `String`s took about 110), so that a
+//! reload with n filters costs O(n log n) to sort and O(n) to compare (a
+//! list compared with `contains` cost O(n²): about a second at 10,000
+//! devices).
 
-use std::collections::HashSet;
+use std::cmp::Ordering;
 
 /// Filters per SUBSCRIBE or UNSUBSCRIBE packet.
 pub(crate) const CHUNK: usize = 500;
 
 #[derive(Default)]
 pub(crate) struct Subscriptions {
-    filters: HashSet<String>,
+    /// The filters, sorted and distinct, one after the other ...
+    text: String,
+    /// ... each ending there.
+    ends: Vec<u32>,
 }
 
 /// What a replacement changes.
@@ -20,24 +26,50 @@ pub(crate) struct Change {
 }
 
 impl Subscriptions {
-    pub fn replace(&mut self, filters: Vec<String>) -> Change {
-        let new: HashSet<String> = filters.into_iter().collect();
-        let added = new
-            .iter()
-            .filter(|f| !self.filters.contains(*f))
-            .cloned()
-            .collect();
-        let old = std::mem::replace(&mut self.filters, new);
-        let removed = old
-            .into_iter()
-            .filter(|f| !self.filters.contains(f))
-            .collect();
-        Change { added, removed }
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.text[a as usize..b as usize])
+    }
+
+    pub fn replace(&mut self, mut filters: Vec<String>) -> Change {
+        filters.sort_unstable();
+        filters.dedup();
+        let mut change = Change::default();
+        let mut old = self.iter().peekable();
+        let mut new = filters.iter().peekable();
+        loop {
+            let order = match (old.peek(), new.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(o), Some(n)) => (*o).cmp(n.as_str()),
+            };
+            match order {
+                Ordering::Less => change.removed.extend(old.next().map(String::from)),
+                Ordering::Greater => change.added.extend(new.next().cloned()),
+                Ordering::Equal => {
+                    old.next();
+                    new.next();
+                }
+            }
+        }
+        drop(old);
+        let mut text = String::with_capacity(filters.iter().map(String::len).sum());
+        let mut ends = Vec::with_capacity(filters.len());
+        for f in &filters {
+            text.push_str(f);
+            ends.push(text.len() as u32);
+        }
+        self.text = text;
+        self.ends = ends;
+        change
     }
 
     /// Every filter, in packets of `CHUNK`.
     pub fn all(&self) -> Vec<Vec<String>> {
-        chunks(self.filters.iter().cloned().collect())
+        chunks(self.iter().map(String::from).collect())
     }
 }
 
@@ -79,7 +111,7 @@ mod tests {
     #[test]
     fn ten_thousand_devices_with_a_few_changes() {
         // 100,000 filters: with the old list comparison this was 10^10
-        // string comparisons; with hash sets it is immediate.
+        // string comparisons; sorted, it is immediate.
         let mut s = Subscriptions::default();
         s.replace(names(0..100_000));
         let mut next = names(5..100_000);

@@ -107,10 +107,16 @@ impl Window {
     }
 
     /// Asks for a wake-up when the window has drained to half; false when
-    /// it already has (then there is room again: no wake-up comes).
+    /// it already has (then there is room again: no wake-up comes). Cheap
+    /// when a wake-up was asked for already (called for every publish
+    /// while the outbox waits).
     pub fn wait_for_room(&mut self) -> bool {
+        if self.counts.waiting.load(SeqCst) {
+            // Asked already: the wake-up comes.
+            return true;
+        }
         self.update();
-        let (mut count, mut bytes) = self.in_flight();
+        let (mut count, mut bytes) = (self.sent - self.seen, self.bytes);
         let mut target = self.seen;
         for size in &self.sizes {
             if count <= MAX_MESSAGES / 2 && bytes <= MAX_BYTES / 2 {

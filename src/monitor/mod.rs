@@ -29,7 +29,7 @@ use crate::clock::Now;
 use crate::config::{DeviceConfig, HomeAssistant, MqttConfig};
 use crate::event::{Event, EventKind};
 use crate::filter::Filter;
-use crate::routes::Routes;
+use crate::routes::{Hit, Kind, Routes};
 use crate::watchdog::Watch;
 
 use discovery::Discovery;
@@ -272,6 +272,9 @@ pub struct Monitor {
     ha_status: Option<String>,
     devices: Vec<Device>,
     routes: Routes,
+    /// What the message being handled means (reused: no allocation per
+    /// message).
+    hits: Vec<Hit>,
     /// Positions of the agents in `devices`.
     agents: Vec<u32>,
     /// Monotonic ms at start (first deadlines, changed timeouts).
@@ -316,6 +319,7 @@ impl Monitor {
             discovery: None,
             ha_status: None,
             routes: Routes::build(std::iter::empty()),
+            hits: Vec::new(),
             agents: Vec::new(),
             devices,
             start: now.mono_ms,
@@ -361,11 +365,13 @@ impl Monitor {
         }
     }
 
-    /// The broker subscriptions: every configured filter, Home Assistant's
-    /// status topic with discovery, and with failover the lease, the
-    /// presences and the leader's `B/up` and availability.
-    pub fn subscriptions(&self) -> Vec<String> {
-        let mut subs = self.routes.subscriptions().to_vec();
+    /// The broker subscriptions: those of the devices (every configured
+    /// filter: [`Routes::subscriptions`], computed by the caller, off the
+    /// main loop for a reload), Home Assistant's status topic with
+    /// discovery, and with failover the lease, the presences and the
+    /// leader's `B/up` and availability.
+    pub fn subscriptions(&self, devices: Vec<String>) -> Vec<String> {
+        let mut subs = devices;
         subs.extend(self.ha_status.clone());
         if self.election.is_some() {
             subs.push(self.topics.leader());
@@ -554,28 +560,33 @@ impl Monitor {
         if self.ha_status.as_deref() == Some(topic) && payload == b"online" {
             self.publish_discovery(out);
         }
-        let state = self.routes.is_state(topic);
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        self.routes.route(topic, |h| hits.push(h));
+        let state = hits.iter().any(|h| h.kind() == Kind::State);
         // Retained messages sent at subscribe time are stale news.
-        if retained {
-            return state;
+        if !retained {
+            self.on_activity(&hits, now, out);
         }
-        let devices = &mut self.devices;
-        let mut heard: Vec<u32> = Vec::new();
-        self.routes.watchers(topic, |&i| {
-            let d = &mut devices[i as usize];
+        self.hits = hits;
+        state
+    }
+
+    /// A live message reached the devices in `hits`: deadlines, verdicts,
+    /// last seen, hellos.
+    fn on_activity(&mut self, hits: &[Hit], now: Now, out: &mut Outbox) {
+        for h in hits.iter().filter(|h| h.kind() == Kind::Watch) {
+            let i = h.device() as usize;
+            let d = &mut self.devices[i];
             d.watch.contact(now.mono_ms);
             if d.expired || !d.heard || d.announced != Some(true) {
-                heard.push(i);
+                self.heard(i, now, out);
             }
-        });
-        let leading = self.leading();
-        let last_seen = leading && self.discovery.is_some();
-        for i in heard {
-            self.heard(i as usize, now, out);
         }
-        if last_seen {
-            self.routes.watchers(topic, |&i| {
-                let d = &mut self.devices[i as usize];
+        let leading = self.leading();
+        if leading && self.discovery.is_some() {
+            for h in hits.iter().filter(|h| h.kind() == Kind::Watch) {
+                let d = &mut self.devices[h.device() as usize];
                 if d.last_seen_sent
                     .is_none_or(|t| now.mono_ms >= t + LAST_SEEN_EVERY_MS)
                 {
@@ -586,9 +597,10 @@ impl Monitor {
                         Class::Retained,
                     );
                 }
-            });
+            }
         }
-        for &i in self.routes.hello(topic) {
+        for h in hits.iter().filter(|h| h.kind() == Kind::Hello) {
+            let i = h.device();
             let d = &mut self.devices[i as usize];
             d.hello_count += 1;
             if !leading {
@@ -603,7 +615,6 @@ impl Monitor {
                 self.replay_queue.push(i);
             }
         }
-        state
     }
 
     /// A device heard while expired, for the first time, or not announced
@@ -807,7 +818,7 @@ impl Monitor {
     /// Whether a stored topic is republished by the start-up replay: a
     /// state of a configured device, never a hello topic.
     pub fn is_replayable(&self, topic: &str) -> bool {
-        self.routes.is_state(topic) && self.routes.hello(topic).is_empty()
+        self.routes.is_replayable(topic)
     }
 
     pub fn retain_states(&self) -> bool {
@@ -925,6 +936,7 @@ impl Monitor {
         if ha_changed {
             self.clear_discovery(old.values().map(|d| d.cfg.name.as_str()), out);
         }
+        self.devices.reserve_exact(devices.len());
         for cfg in devices {
             let device = match old.remove(&cfg.name) {
                 Some(mut d) => {

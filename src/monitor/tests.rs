@@ -432,7 +432,7 @@ fn reload_keeps_deadlines_and_counts_and_clears_removed_devices() {
     assert_eq!(kinds(&out), [(EventKind::ConfigReloaded, String::new())]);
     // The queued hello replay follows its device to its new position.
     assert_eq!(m.next_replay().unwrap().device, "keep");
-    let mut subs = m.subscriptions();
+    let mut subs = m.subscriptions(Routes::subscriptions(m.devices.iter().map(|d| &d.cfg)));
     subs.sort();
     assert_eq!(subs, ["t/added/#", "t/keep/#", "t/keep2/#", "t/longer/#"]);
     // keep: deadline 0.6 + 10 s kept; new filter routed.
@@ -497,7 +497,9 @@ fn home_assistant_discovery_at_connection_and_on_request() {
         &HashMap::new(),
         at(0),
     );
-    assert!(m.subscriptions().contains(&"ha/status".to_string()));
+    assert!(m
+        .subscriptions(Vec::new())
+        .contains(&"ha/status".to_string()));
     let mut out = Outbox::default();
     m.on_connected(at(100), &mut out);
     let configs: Vec<&Publish> = out
@@ -599,7 +601,9 @@ fn a_standby_tracks_everything_and_publishes_nothing_of_the_leaders() {
         [("B/instances/b/priority".to_string(), "0".to_string())],
         "the link's birth says standby"
     );
-    assert!(m.subscriptions().contains(&"B/leader".to_string()));
+    assert!(m
+        .subscriptions(Vec::new())
+        .contains(&"B/leader".to_string()));
     let mut out = tick_range(&mut m, 1, 4, 0);
     let (state, o) = msg(&mut m, "t/d/state/led", "on", at(4_100));
     assert!(state, "a standby records states");

@@ -101,6 +101,15 @@ void MQTTAsync_global_init(MQTTAsync_init_options* inits)
 #endif
 }
 
+MQTTAsync_receiveGate* receiveGate = NULL;
+void* receiveGateContext = NULL;
+
+void MQTTAsync_setReceiveGate(MQTTAsync_receiveGate* gate, void* context)
+{
+	receiveGateContext = context;
+	receiveGate = gate;
+}
+
 #if !defined(min)
 #define min(a, b) (((a) < (b)) ? (a) : (b))
 #endif

@@ -252,6 +252,22 @@ typedef struct
 LIBMQTT_API void MQTTAsync_global_init(MQTTAsync_init_options* inits);
 
 /**
+ * A function called by the receive thread before it reads each packet, with
+ * none of the library's locks held. It may block: that is flow control for
+ * an application whose messageArrived callback hands messages to a bounded
+ * queue. While it blocks nothing is read (TCP holds the server back), but
+ * the send thread and the API calls of other threads go on: a callback
+ * blocking in messageArrived would hold the client mutex and stop them.
+ */
+typedef void MQTTAsync_receiveGate(void* context);
+
+/**
+ * Sets the receive gate (NULL: none) for every client. Call it before
+ * creating the first client.
+ */
+LIBMQTT_API void MQTTAsync_setReceiveGate(MQTTAsync_receiveGate* gate, void* context);
+
+/**
  * A handle representing an MQTT client. A valid client handle is available
  * following a successful call to MQTTAsync_create().
  */

@@ -77,6 +77,8 @@ extern thread_id_type sendThread_id,
                receiveThread_id;
 
 extern volatile int global_initialized;
+extern MQTTAsync_receiveGate* receiveGate;
+extern void* receiveGateContext;
 extern List* MQTTAsync_handles;
 extern List* MQTTAsync_commands;
 extern int MQTTAsync_tostop;
@@ -2086,6 +2088,8 @@ thread_return_type WINAPI MQTTAsync_receiveThread(void* n)
 		MQTTPacket* pack = NULL;
 
 		MQTTAsync_unlock_mutex(mqttasync_mutex);
+		if (receiveGate)
+			(*receiveGate)(receiveGateContext);
 		Log(TRACE_MINIMUM, -1, "MQTTAsync_cycle call timeout %lu", timeout);
 		pack = MQTTAsync_cycle(&sock, timeout, &rc);
 		Log(TRACE_MINIMUM, -1, "MQTTAsync_cycle returns pack %p, sock %d, timeout %lu, rc %d", pack, sock, timeout, rc);
