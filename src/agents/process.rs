@@ -6,6 +6,8 @@ use log::warn;
 use rustix::io::Errno;
 use rustix::process::{self, Pid, Signal, WaitOptions};
 
+use crate::procfs;
+
 /// Where a signal meant for an agent goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Target {
@@ -25,7 +27,7 @@ impl Target {
     /// when the tag is only on init or on the daemon itself.
     pub(super) fn of(pids: &[i32]) -> Option<Target> {
         let own_pid = process::getpid();
-        let own_group = process::getpgrp();
+        let own_group = procfs::process_group("self");
         let mut others = pids
             .iter()
             .filter(|&&raw| raw > 1)
@@ -34,7 +36,10 @@ impl Target {
         let first = others.clone().next()?;
         Some(
             others
-                .find(|&pid| pid != own_group && process::getpgid(Some(pid)) == Ok(pid))
+                .find(|&pid| {
+                    let raw = pid.as_raw_pid();
+                    Some(raw) != own_group && procfs::process_group(&raw.to_string()) == Some(raw)
+                })
                 .map_or(Target::Process(first), Target::Group),
         )
     }
@@ -42,7 +47,7 @@ impl Target {
     /// The group led by `leader`, a process this supervisor launched.
     pub(super) fn group_of(leader: i32) -> Option<Target> {
         Pid::from_raw(leader)
-            .filter(|&pid| leader > 1 && pid != process::getpgrp())
+            .filter(|_| leader > 1 && Some(leader) != procfs::process_group("self"))
             .map(Target::Group)
     }
 
@@ -147,7 +152,9 @@ mod tests {
             Some(Target::Group(pid(leader.pid())))
         );
         assert_eq!(Target::group_of(1), None);
-        assert_eq!(Target::group_of(process::getpgrp().as_raw_pid()), None);
+        if let Some(own_group) = procfs::process_group("self") {
+            assert_eq!(Target::group_of(own_group), None);
+        }
     }
 
     #[test]

@@ -47,6 +47,27 @@ pub struct ScanError {
     pub source: io::Error,
 }
 
+/// The process group of `pid` (`"self"` for the daemon) as its
+/// `/proc/PID/stat` tells it. None when the process is gone, or its group
+/// leader lives outside this pid namespace (the kernel says 0, as
+/// `getpgid` would: a process started into a container from outside; it
+/// then leads no group the daemon could signal). Reading `stat`, unlike
+/// `cmdline`, does not wait for the process's memory map.
+pub fn process_group(pid: &str) -> Option<i32> {
+    let stat = std::fs::read(Path::new(PROC).join(pid).join("stat")).ok()?;
+    parse_group(&stat)
+}
+
+/// The fifth field of a `stat` line, after the command name in parentheses
+/// (which may hold spaces and parentheses itself).
+fn parse_group(stat: &[u8]) -> Option<i32> {
+    let after = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(after + 2..)?).ok()?;
+    // state, ppid, pgrp
+    let group: i32 = rest.split(' ').nth(2)?.parse().ok()?;
+    (group > 0).then_some(group)
+}
+
 /// The agents running now, from `/proc`.
 pub fn scan_tags() -> Result<Tags, ScanError> {
     scan_tags_in(Path::new(PROC))
@@ -169,6 +190,27 @@ mod tests {
         assert_eq!(names(b"IOTMONITORMAGIC"), Vec::<&str>::new());
         assert_eq!(names(b"IIOTMONITORMAGIC_x;"), ["x"]);
         assert_eq!(names(b""), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn the_group_comes_after_the_command_name() {
+        assert_eq!(parse_group(b"42 (bash) S 1 40 40 0 -1"), Some(40));
+        assert_eq!(parse_group(b"42 (a b) (c)) S 1 41 41 0"), Some(41));
+        // A group leader outside this pid namespace.
+        assert_eq!(parse_group(b"7 (sh) S 0 0 0 0 -1"), None);
+        assert_eq!(parse_group(b"7 (sh"), None);
+        assert_eq!(parse_group(b""), None);
+        use std::os::unix::process::CommandExt;
+        let mut leader = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = leader.id() as i32;
+        assert_eq!(process_group(&pid.to_string()), Some(pid));
+        leader.kill().unwrap();
+        leader.wait().unwrap();
+        assert_eq!(process_group(&pid.to_string()), None, "gone");
     }
 
     /// A /proc-like tree; `write("10", cmdline)` adds `<root>/10/cmdline`.

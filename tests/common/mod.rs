@@ -435,18 +435,18 @@ impl Drop for Agents {
         let mut found = iotmonitor::procfs::scan_tags().unwrap_or_default();
         for name in &self.0 {
             for pid in found.remove(name).unwrap_or_default() {
-                let Some(pid) = rustix::process::Pid::from_raw(pid) else {
-                    continue;
-                };
-                if let Ok(pgid) = rustix::process::getpgid(Some(pid)) {
-                    if !pgid.is_init() && pgid != rustix::process::getpgrp() {
-                        let _ = rustix::process::kill_process_group(
-                            pgid,
-                            rustix::process::Signal::KILL,
-                        );
+                let group = iotmonitor::procfs::process_group(&pid.to_string());
+                if group.is_some_and(|g| g > 1)
+                    && group != iotmonitor::procfs::process_group("self")
+                {
+                    if let Some(g) = group.and_then(rustix::process::Pid::from_raw) {
+                        let _ =
+                            rustix::process::kill_process_group(g, rustix::process::Signal::KILL);
                     }
                 }
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
             }
         }
     }
