@@ -18,7 +18,7 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-cargo test
+cargo test --no-fail-fast
 # A build without TLS (cargo feature `tls` off): lints, and a TLS broker is
 # a configuration error.
 cargo clippy --all-targets --no-default-features --features broker -- -D warnings
