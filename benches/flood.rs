@@ -200,10 +200,19 @@ fn stat_cpu_s(path: &str) -> (String, f64) {
     (name, (field(14) + field(15)) / tck)
 }
 
-/// CPU seconds of Paho C's receive thread and of the main thread (the
-/// main loop) of the daemon.
-fn thread_cpu_s(pid: i32) -> (f64, f64) {
-    let (mut receive, mut main) = (0.0, 0.0);
+/// CPU seconds of some threads of the daemon.
+#[derive(Debug, Clone, Copy)]
+struct ThreadCpu {
+    /// Paho C's receive thread.
+    receive: f64,
+    /// The main thread (the main loop).
+    main: f64,
+    /// The store's sync thread (fdatasync of the log).
+    sync: f64,
+}
+
+fn thread_cpu_s(pid: i32) -> ThreadCpu {
+    let (mut receive, mut main, mut sync) = (0.0, 0.0, 0.0);
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
@@ -214,9 +223,15 @@ fn thread_cpu_s(pid: i32) -> (f64, f64) {
             main = cpu;
         } else if name == "MQTTAsync_rcv" {
             receive = cpu;
+        } else if name == "store-sync" {
+            sync = cpu;
         }
     }
-    (receive, main)
+    ThreadCpu {
+        receive,
+        main,
+        sync,
+    }
 }
 
 /// A `/proc/<pid>/status` field given in kB (`VmRSS`, `VmHWM`), in MB.
@@ -250,20 +265,23 @@ fn reset_peak_rss(pid: i32) {
 
 /// Tracepoints counted by `perf stat`: all system calls, and the ones of
 /// the read path (recv(2) is recvfrom on Linux; poll(2) is ppoll on some
-/// architectures).
-const SYSCALL_EVENTS: [&str; 4] = [
+/// architectures), and the store's log syncs.
+const SYSCALL_EVENTS: [&str; 5] = [
     "raw_syscalls:sys_enter",
     "syscalls:sys_enter_recvfrom",
     "syscalls:sys_enter_poll",
     "syscalls:sys_enter_ppoll",
+    "syscalls:sys_enter_fdatasync",
 ];
 
-/// System calls per message: all of them, recv(2), poll(2).
+/// System calls per message: all of them, recv(2), poll(2); and the number
+/// of fdatasync(2) calls (the store's log syncs, at most one a second).
 #[derive(Debug, Clone, Copy)]
 struct Calls {
     all: f64,
     recv: f64,
     poll: f64,
+    syncs: f64,
 }
 
 /// The system calls of a process (all its threads), counted by `perf stat`
@@ -333,6 +351,7 @@ impl SyscallCount {
             all: per_msg(all),
             recv: per_msg(count(SYSCALL_EVENTS[1])),
             poll: per_msg(polls),
+            syncs: count(SYSCALL_EVENTS[4]).unwrap_or(f64::NAN),
         }
     }
 }
@@ -568,6 +587,8 @@ struct Run {
     /// CPU-µs per message of Paho's receive thread and of the main loop.
     receive_us: f64,
     main_us: f64,
+    /// CPU-µs per message of the store's log sync thread.
+    sync_us: f64,
     msgs_per_s: f64,
     /// Peak RSS of the whole run.
     rss_mb: f64,
@@ -700,7 +721,7 @@ fn run_daemon(
     // and the hellos follow the whole flood, so by then every flood
     // message has been handled and the states committed; the rest of the
     // replays are the verification, not counted.
-    let mut first: Option<(Instant, f64, (f64, f64), Calls)> = None;
+    let mut first: Option<(Instant, f64, ThreadCpu, Calls)> = None;
     let hard = Instant::now() + 600 * S;
     let mut busy_probe = (Instant::now(), cpu_s(pid));
     let mut busy = true;
@@ -836,8 +857,9 @@ fn run_daemon(
         cpu_us: cpu * 1e6 / m as f64,
         cpu_us_net: (cpu - idle_rate * elapsed) * 1e6 / m as f64,
         calls,
-        receive_us: (threads.0 - threads0.0) * 1e6 / m as f64,
-        main_us: (threads.1 - threads0.1) * 1e6 / m as f64,
+        receive_us: (threads.receive - threads0.receive) * 1e6 / m as f64,
+        main_us: (threads.main - threads0.main) * 1e6 / m as f64,
+        sync_us: (threads.sync - threads0.sync) * 1e6 / m as f64,
         msgs_per_s: m as f64 / elapsed,
         rss_mb: startup_peak_mb.max(flood_rss_mb),
         idle_rss_mb,
@@ -1062,13 +1084,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Medians of the per-message costs, as table cells: CPU-µs of Paho's
-/// receive thread and of the main loop, system calls (all, recv, poll).
+/// receive thread, of the main loop and of the log sync thread, the
+/// number of log syncs, system calls (all, recv, poll).
 fn cost_cells(results: &[Run]) -> String {
     let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
     format!(
-        "{:.2} | {:.2} | {:.2} | {:.2} | {:.2}",
+        "{:.2} | {:.2} | {:.3} | {:.0} | {:.2} | {:.2} | {:.2}",
         med(|r| r.receive_us),
         med(|r| r.main_us),
+        med(|r| r.sync_us),
+        med(|r| r.calls.syncs),
         med(|r| r.calls.all),
         med(|r| r.calls.recv),
         med(|r| r.calls.poll)
@@ -1109,7 +1134,7 @@ fn machine() -> String {
     format!("{model}, nproc {nproc}")
 }
 
-const RUN_HEADER: &str = "| N | M | mode | run | start-up ms | CPU-µs/msg | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB | lost | stale | alert ms after deadline | floor CPU-µs/msg | floor msg/s | idle CPU % | publisher write s | flood s | replays s | reload ms | wildcard hello ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const RUN_HEADER: &str = "| N | M | mode | run | start-up ms | CPU-µs/msg | net of idle | Paho receive thread | main loop | log sync thread | fdatasync calls | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB | lost | stale | alert ms after deadline | floor CPU-µs/msg | floor msg/s | idle CPU % | publisher write s | flood s | replays s | reload ms | wildcard hello ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 fn mode_name(mode: Mode) -> &'static str {
     match mode {
@@ -1120,7 +1145,7 @@ fn mode_name(mode: Mode) -> &'static str {
 
 fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
     format!(
-        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.3} | {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} |",
+        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.3} | {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} |",
         thousands(n as f64),
         thousands(m as f64),
         mode_name(mode),
@@ -1130,6 +1155,8 @@ fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
         r.cpu_us_net,
         r.receive_us,
         r.main_us,
+        r.sync_us,
+        r.calls.syncs,
         r.calls.all,
         r.calls.recv,
         r.calls.poll,
@@ -1348,8 +1375,10 @@ fn main() {
     println!();
     println!("## Medians of {runs} run(s) — {machine}");
     println!();
-    println!("| N devices | CPU-µs/msg (target ≤ {T_CPU_US}) | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB (target ≤ {T_RSS_MB} at 10,000) | start-up to first B/up ms (target ≤ {T_STARTUP_MS} at 10,000 with 100,000 states) | expiry alert after deadline ms (target ≤ {T_ALERT_MS}) | lost / stale, all runs (target 0) | floor CPU-µs/msg | floor msg/s | SIGHUP reload, main loop busy ms (target ≤ {T_RELOAD_MS}) | hello of a `+/…` state filter to its last replay ms (target ≤ {T_RELOAD_MS}) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| N devices | CPU-µs/msg (target ≤ {T_CPU_US}) | net of idle | Paho receive thread | main loop | log sync thread | fdatasync calls | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB (target ≤ {T_RSS_MB} at 10,000) | start-up to first B/up ms (target ≤ {T_STARTUP_MS} at 10,000 with 100,000 states) | expiry alert after deadline ms (target ≤ {T_ALERT_MS}) | lost / stale, all runs (target 0) | floor CPU-µs/msg | floor msg/s | SIGHUP reload, main loop busy ms (target ≤ {T_RELOAD_MS}) | hello of a `+/…` state filter to its last replay ms (target ≤ {T_RELOAD_MS}) |");
+    println!(
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for (n, results, _) in &table {
         let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
         let alerts: Vec<f64> = results
@@ -1419,8 +1448,8 @@ fn main() {
     println!();
     println!("Backlog drain: the daemon stopped (SIGSTOP) while the whole flood is written (the broker queues it), then resumed (SIGCONT).");
     println!();
-    println!("| N devices | CPU-µs/msg | net of idle | Paho receive thread | main loop | syscalls/msg | recv/msg | poll/msg | msg/s from SIGCONT | drain peak RSS MB | lost / stale, all runs |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| N devices | CPU-µs/msg | net of idle | Paho receive thread | main loop | log sync thread | fdatasync calls | syscalls/msg | recv/msg | poll/msg | msg/s from SIGCONT | drain peak RSS MB | lost / stale, all runs |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (n, _, results) in &table {
         let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
         let lost: usize = results.iter().map(|r| r.lost).sum();
@@ -1438,5 +1467,5 @@ fn main() {
     }
     println!();
     println!("Targets: ≤ {T_CPU_US} CPU-µs per message at N = 1,000 and 10,000 with M = 200,000; 0 lost / stale; peak RSS ≤ {T_RSS_MB} MB at N = 10,000; start-up to the first B/up ≤ {T_STARTUP_MS} ms with 10,000 devices and 100,000 stored states; expiry alert ≤ {T_ALERT_MS} ms after its deadline during the flood; idle RSS ≤ {T_IDLE_RSS_MB} MB with one device and no TLS.");
-    println!("CPU: the daemon's utime+stime (/proc/<pid>/stat, in 1/{} s ticks) from the first flood byte written to the arrival of the first hello replay (flood s; the daemon handles messages in order, so all of the flood was handled); net = minus the idle rate (tick and helloTopicCount round, measured over 2 s after the run) × that time. Backlog: CPU from the first flood byte (the daemon is stopped then) to the first replay, flood s and msg/s from SIGCONT. syscalls/msg: every system call of the daemon (all threads) over the same span, counted by perf stat (raw_syscalls:sys_enter; NaN without perf), including the idle activity of that span (a few hundred calls a second; at N = 10,000 the helloTopicCount round adds about one write per device a second); recv/msg and poll/msg: the recvfrom and poll/ppoll calls among them. Paho receive thread, main loop: CPU-µs per message of those two threads of the daemon (/proc/<pid>/task), over the same span; the rest is Paho's send thread and the others. idle RSS: VmRSS once the start-up replay is over, before the flood; flood peak RSS: VmHWM reset (clear_refs) at the first flood byte; peak RSS: the whole run. msg/s = M / flood s. replays s: first to last replay of the {SAMPLE} sampled devices (verification only). Alert: delay of watchme's first B/expired after its deadline, which falls 400 ms into the flood (1.4 s when start-up takes over 1 s); n/a when the deadline fell outside the flood. Floor: a raw-socket subscriber to home/# that only splits packets, during an identical flood.", unsafe { libc::sysconf(libc::_SC_CLK_TCK) });
+    println!("CPU: the daemon's utime+stime (/proc/<pid>/stat, in 1/{} s ticks) from the first flood byte written to the arrival of the first hello replay (flood s; the daemon handles messages in order, so all of the flood was handled); net = minus the idle rate (tick and helloTopicCount round, measured over 2 s after the run) × that time. Backlog: CPU from the first flood byte (the daemon is stopped then) to the first replay, flood s and msg/s from SIGCONT. syscalls/msg: every system call of the daemon (all threads) over the same span, counted by perf stat (raw_syscalls:sys_enter; NaN without perf), including the idle activity of that span (a few hundred calls a second; at N = 10,000 the helloTopicCount round adds about one write per device a second); recv/msg and poll/msg: the recvfrom and poll/ppoll calls among them. Paho receive thread, main loop, log sync thread: CPU-µs per message of those threads of the daemon (/proc/<pid>/task), over the same span; the rest is Paho's send thread and the others. fdatasync calls: the store's log syncs over the span (perf stat, syscalls:sys_enter_fdatasync; at most one a second while states are written), the cost of surviving a power cut. idle RSS: VmRSS once the start-up replay is over, before the flood; flood peak RSS: VmHWM reset (clear_refs) at the first flood byte; peak RSS: the whole run. msg/s = M / flood s. replays s: first to last replay of the {SAMPLE} sampled devices (verification only). Alert: delay of watchme's first B/expired after its deadline, which falls 400 ms into the flood (1.4 s when start-up takes over 1 s); n/a when the deadline fell outside the flood. Floor: a raw-socket subscriber to home/# that only splits packets, during an identical flood.", unsafe { libc::sysconf(libc::_SC_CLK_TCK) });
 }
