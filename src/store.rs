@@ -817,77 +817,11 @@ mod tests {
         out
     }
 
-    /// A small tmpfs on a temporary directory, unmounted when dropped (also
-    /// when the test fails): a disk that can be filled up.
-    struct SmallDisk {
-        dir: tempfile::TempDir,
+    // The disk of tests/store.rs too.
+    mod disk {
+        include!("../tests/common/disk.rs");
     }
-
-    impl SmallDisk {
-        fn mount(bytes: usize) -> SmallDisk {
-            let dir = tempfile::tempdir().unwrap();
-            let target = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
-            let options = std::ffi::CString::new(format!("size={bytes}")).unwrap();
-            // SAFETY: valid NUL-terminated strings.
-            let rc = unsafe {
-                libc::mount(
-                    c"tmpfs".as_ptr(),
-                    target.as_ptr(),
-                    c"tmpfs".as_ptr(),
-                    0,
-                    options.as_ptr().cast(),
-                )
-            };
-            assert_eq!(rc, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
-            SmallDisk { dir }
-        }
-
-        fn path(&self) -> &Path {
-            self.dir.path()
-        }
-
-        /// Fills the disk with a file; returns its path.
-        fn fill(&self) -> PathBuf {
-            use std::io::Write;
-            let path = self.path().join("filler");
-            let mut f = std::fs::File::create(&path).unwrap();
-            let chunk = vec![0u8; 4096];
-            while f.write_all(&chunk).is_ok() {}
-            path
-        }
-
-        /// Removes the filler, and waits until its space is free (a child
-        /// process forked meanwhile by another test holds it until it
-        /// execs).
-        fn empty(&self, filler: PathBuf) {
-            std::fs::remove_file(filler).unwrap();
-            let target =
-                std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                // SAFETY: a valid path and a zeroed statvfs to fill.
-                let free = unsafe {
-                    let mut st: libc::statvfs = std::mem::zeroed();
-                    assert_eq!(libc::statvfs(target.as_ptr(), &mut st), 0);
-                    st.f_bavail as u64 * st.f_frsize as u64
-                };
-                if free > 256 << 10 {
-                    return;
-                }
-                assert!(Instant::now() < deadline, "the filler's space is not freed");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    }
-
-    impl Drop for SmallDisk {
-        fn drop(&mut self) {
-            let target =
-                std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
-            // SAFETY: a valid NUL-terminated string.
-            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
+    use disk::SmallDisk;
 
     fn events(store: &Store) -> Vec<EventKind> {
         let mut kinds: Vec<EventKind> = store

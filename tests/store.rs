@@ -3,75 +3,21 @@
 //! loses no state; the log sync cadence, seen with strace.
 
 mod common;
+#[path = "common/disk.rs"]
+mod disk;
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use disk::SmallDisk;
 
 const S: Duration = Duration::from_secs(1);
 
-/// A small tmpfs on a temporary directory, unmounted when dropped (also
-/// when the test fails): a disk that can be filled up.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(bytes: usize) -> SmallDisk {
-        let dir = tempfile::tempdir().unwrap();
-        let target = CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
-        let options = CString::new(format!("size={bytes}")).unwrap();
-        // SAFETY: valid NUL-terminated strings.
-        let rc = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                options.as_ptr().cast(),
-            )
-        };
-        assert_eq!(rc, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
-        SmallDisk { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills the disk with a file; returns its path.
-    fn fill(&self) -> PathBuf {
-        let path = self.path().join("filler");
-        let mut f = std::fs::File::create(&path).unwrap();
-        let chunk = vec![0u8; 4096];
-        while f.write_all(&chunk).is_ok() {}
-        path
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let target = CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated string.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
+/// Status and body of a GET, None while nothing answers.
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(10 * S)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let (head, body) = resp.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
+    try_http_get(port, path).map(|(status, _, body)| (status, body))
 }
 
 /// A sample of the daemon's Prometheus metrics (without labels).
@@ -171,7 +117,7 @@ fn a_full_disk_keeps_alerting_and_loses_no_state() {
     // A hello during the outage replays the latest states, pending ones too.
     assert_eq!(hello(broker.port, want.len()), want);
 
-    std::fs::remove_file(filler).unwrap();
+    disk.empty(filler);
     wait_until(40 * S, "/healthz healthy again", || {
         http_get(http, "/healthz").is_some_and(|(code, _)| code == 200)
     });
