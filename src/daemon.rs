@@ -453,7 +453,7 @@ impl Daemon {
                 break;
             };
             let mut states: Vec<(String, Vec<u8>)> = Vec::new();
-            let read = self.store.for_each_state(plan.filters, |topic, payload| {
+            let read = self.store.for_each_state(&plan.filters, |topic, payload| {
                 if plan.wants(topic) {
                     states.push((topic.to_string(), payload.to_vec()));
                 }
