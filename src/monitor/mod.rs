@@ -25,7 +25,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use log::{info, warn};
 
-use crate::clock::Now;
+use crate::clock::{MaybeMs, Now};
 use crate::config::{DeviceConfig, HomeAssistant, MqttConfig, Specs};
 use crate::event::{Event, EventKind};
 use crate::filter::Filter;
@@ -201,14 +201,14 @@ struct Device {
     /// announced.
     announced: Option<bool>,
     /// Monotonic ms of the last `B/lastseen/<name>`.
-    last_seen_sent: Option<u64>,
+    last_seen_sent: MaybeMs,
     /// A hello replay is queued.
     replay_queued: bool,
     expirations: u64,
     /// Monotonic ms of the last verdict change.
     since: u64,
     /// Monotonic ms of the last agent launch.
-    last_launch: Option<u64>,
+    last_launch: MaybeMs,
 }
 
 impl Device {
@@ -219,11 +219,11 @@ impl Device {
             expired: false,
             heard: false,
             announced,
-            last_seen_sent: None,
+            last_seen_sent: MaybeMs::NEVER,
             replay_queued: false,
             expirations: 0,
             since: now,
-            last_launch: None,
+            last_launch: MaybeMs::NEVER,
         }
     }
 
@@ -593,9 +593,10 @@ impl Monitor {
                 let i = h.device() as usize;
                 let d = &mut self.devices[i];
                 if d.last_seen_sent
+                    .get()
                     .is_none_or(|t| now.mono_ms >= t + LAST_SEEN_EVERY_MS)
                 {
-                    d.last_seen_sent = Some(now.mono_ms);
+                    d.last_seen_sent = MaybeMs::at(now.mono_ms);
                     out.publish(
                         self.topics.last_seen(self.specs.name(i)),
                         rfc3339(now.wall_ms),
@@ -895,7 +896,7 @@ impl Monitor {
             .iter()
             .find(|&&i| self.specs.name(i as usize) == name)
         {
-            self.devices[i as usize].last_launch = Some(now.mono_ms);
+            self.devices[i as usize].last_launch = MaybeMs::at(now.mono_ms);
         }
         out.event(now, kind, name, format!("pid {pid}"));
     }
@@ -1030,7 +1031,7 @@ impl Monitor {
                 hello_count: d.hello_count,
                 expirations: d.expirations,
                 verdict_since_ms: now.wall_of(d.since),
-                last_launch_ms: d.last_launch.map(|t| now.wall_of(t)),
+                last_launch_ms: d.last_launch.get().map(|t| now.wall_of(t)),
             })
             .collect()
     }

@@ -718,3 +718,9 @@ fn a_reconnecting_instance_finding_another_leader_publishes_nothing() {
     assert!(kinds(&out).contains(&(EventKind::Deposed, String::new())));
     assert_eq!(on(&out, "B/instances/a").last().unwrap(), "standby");
 }
+
+#[test]
+fn a_device_record_stays_small() {
+    // 10,000 devices: every 8 bytes here is 80 kB of the daemon's memory.
+    assert!(std::mem::size_of::<Device>() <= 72);
+}
