@@ -208,7 +208,9 @@ impl Daemon {
             if self.replay_cursor.is_some() && self.link.is_connected() && self.link.has_room() {
                 self.replay_page();
             }
-            if self.counting {
+            // A page of counts waits until the last one left the outbox:
+            // no more than a page or two of them in memory at once.
+            if self.counting && !self.link.is_backlogged() {
                 self.count_page();
             }
             let mut wake = [self.store.due(), self.link.next_due()]
