@@ -37,6 +37,24 @@ impl Now {
     }
 }
 
+/// A monotonic instant in milliseconds that may not have happened yet:
+/// 8 bytes where an `Option<u64>` takes 16 (several of them per device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaybeMs(u64);
+
+impl MaybeMs {
+    pub const NEVER: MaybeMs = MaybeMs(u64::MAX);
+
+    pub fn at(ms: u64) -> MaybeMs {
+        debug_assert!(ms != u64::MAX, "the sentinel of NEVER");
+        MaybeMs(ms)
+    }
+
+    pub fn get(self) -> Option<u64> {
+        (self != MaybeMs::NEVER).then_some(self.0)
+    }
+}
+
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn wall_ms() -> u64 {
     SystemTime::now()

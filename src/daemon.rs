@@ -95,6 +95,9 @@ pub struct Daemon {
     replayed: usize,
     /// A round of hello counts is being published.
     counting: bool,
+    /// A round of hello counts ended: what it freed is to be given back
+    /// once its publishes are written.
+    release_due: bool,
     messages: u64,
     states_stored: u64,
     start: Now,
@@ -161,6 +164,7 @@ impl Daemon {
             replay_cursor: None,
             replayed: 0,
             counting: false,
+            release_due: false,
             messages: 0,
             states_stored: 0,
             start,
@@ -208,14 +212,24 @@ impl Daemon {
             if self.replay_cursor.is_some() && self.link.is_connected() && self.link.has_room() {
                 self.replay_page();
             }
-            if self.counting {
+            // A page of counts waits until the last one left the outbox:
+            // no more than a page or two of them in memory at once.
+            if self.counting && !self.link.is_backlogged() {
                 self.count_page();
+            }
+            if self.release_due && self.link.is_idle() {
+                self.release_due = false;
+                memory::release_free_memory();
             }
             let mut wake = [self.store.due(), self.link.next_due()]
                 .into_iter()
                 .flatten()
                 .fold(next_tick, Instant::min);
-            if self.replay_cursor.is_some() || self.counting || self.monitor.replays_pending() {
+            if self.replay_cursor.is_some()
+                || self.counting
+                || self.release_due
+                || self.monitor.replays_pending()
+            {
                 wake = wake.min(now + PACE);
             }
             select! {
@@ -453,7 +467,7 @@ impl Daemon {
                 break;
             };
             let mut states: Vec<(String, Vec<u8>)> = Vec::new();
-            let read = self.store.for_each_state(plan.filters, |topic, payload| {
+            let read = self.store.for_each_state(&plan.filters, |topic, payload| {
                 if plan.wants(topic) {
                     states.push((topic.to_string(), payload.to_vec()));
                 }
@@ -521,14 +535,18 @@ impl Daemon {
         self.agents.tick(at);
     }
 
-    /// The next page of the round of hello counts. At the end of a round
-    /// (once a second), what its publishes and the second's messages
-    /// freed, in three threads' heaps, is given back.
+    /// The next page of the round of hello counts. Once a round (once a
+    /// second) is written, what its publishes and the second's messages
+    /// freed, in three threads' heaps, is given back (see `run`); at the
+    /// latest at the end of the next round, when the link is never idle.
     fn count_page(&mut self) {
         self.counting = self.monitor.next_counts(COUNT_PAGE, &mut self.out);
         self.flush();
         if !self.counting {
-            memory::release_free_memory();
+            if self.release_due {
+                memory::release_free_memory();
+            }
+            self.release_due = true;
         }
     }
 

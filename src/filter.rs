@@ -66,10 +66,11 @@ impl Filter {
         Ok(Filter { mqtt })
     }
 
-    /// A filter for one exact topic (a helloTopic), already validated with
-    /// `validate_topic`.
-    pub fn exact(topic: &str) -> Filter {
-        Filter { mqtt: topic.into() }
+    /// A filter from text that is one already: the [`Filter::as_str`] of a
+    /// filter, or an exact topic (a helloTopic, validated with
+    /// `validate_topic`), which matches itself only.
+    pub fn normalised(text: &str) -> Filter {
+        Filter { mqtt: text.into() }
     }
 
     /// The MQTT filter to subscribe to and to match with.

@@ -8,8 +8,8 @@
 //! `malloc_trim` hands every free page back (`MADV_DONTNEED`), from every
 //! thread's heap (those of Paho's threads and of the link thread are not
 //! trimmed otherwise). It walks the free lists, so it is called after such
-//! bursts and after each round of hello counts (once a second), not per
-//! message.
+//! bursts and once each round of hello counts is written (once a second:
+//! the round's publishes are freed by then), not per message.
 
 /// Releases the free pages of the allocator's heaps.
 pub fn release_free_memory() {

@@ -2,7 +2,7 @@
 //! (watch filters), whether it is a state to store (state filters), whose
 //! helloTopic it is, and the broker subscriptions that cover all of them.
 
-use crate::config::DeviceConfig;
+use crate::config::{DeviceConfig, Specs};
 use crate::filter::{minimal_cover, Filter, TopicIndex};
 
 /// What a topic is to a device.
@@ -55,19 +55,22 @@ pub struct Routes {
 }
 
 impl Routes {
-    pub fn build<'a>(devices: impl IntoIterator<Item = &'a DeviceConfig>) -> Routes {
+    pub fn build(devices: &Specs) -> Routes {
+        assert!(
+            devices.count() <= INDEX_MASK as usize + 1,
+            "too many devices"
+        );
         let mut index = TopicIndex::new();
-        for (i, d) in devices.into_iter().enumerate() {
-            let i = i as u32;
-            assert!(i <= INDEX_MASK, "too many devices");
-            for f in &d.watch_topics {
-                index.insert(f, Hit::new(Kind::Watch, i));
+        for i in 0..devices.count() {
+            let at = i as u32;
+            for f in devices.watch(i) {
+                index.insert(&Filter::normalised(f), Hit::new(Kind::Watch, at));
             }
-            for f in &d.state_topics {
-                index.insert(f, Hit::new(Kind::State, i));
+            for f in devices.state(i) {
+                index.insert(&Filter::normalised(f), Hit::new(Kind::State, at));
             }
-            if let Some(h) = &d.hello_topic {
-                index.insert(&Filter::exact(h), Hit::new(Kind::Hello, i));
+            if let Some(h) = devices.hello(i) {
+                index.insert(&Filter::normalised(h), Hit::new(Kind::Hello, at));
             }
         }
         index.shrink_to_fit();
@@ -115,7 +118,7 @@ impl Routes {
         for d in devices {
             all.extend(d.watch_topics.iter().cloned());
             all.extend(d.state_topics.iter().cloned());
-            all.extend(d.hello_topic.as_deref().map(Filter::exact));
+            all.extend(d.hello_topic.as_deref().map(Filter::normalised));
         }
         minimal_cover(&all)
             .into_iter()
@@ -146,7 +149,7 @@ mod tests {
             device("a", &["home/a/#"], &["home/a/state/#"], Some("home/a")),
             device("b", &["home/b/sensors"], &[], Some("home/b")),
         ];
-        let r = Routes::build(&devs);
+        let r = Routes::build(&Specs::new(&devs));
         let mut got = Vec::new();
         r.watchers("home/a/x", |i| got.push(i));
         r.watchers("home/b/sensors/t", |i| got.push(i));
@@ -186,7 +189,7 @@ mod tests {
             &["home/+/state/#"],
             Some("home/a"),
         )];
-        let r = Routes::build(&devs);
+        let r = Routes::build(&Specs::new(&devs));
         let deep = format!("home/{}", vec!["x"; 10_000].join("/"));
         let mut hits = 0;
         r.watchers(&deep, |_| hits += 1);

@@ -8,11 +8,13 @@
 //! second): the alert never comes before `last contact + watchTimeOut`, and
 //! the tick just after each second sees it at once.
 
+use crate::clock::MaybeMs;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watch {
     timeout_s: u64,
     /// Monotonic milliseconds of the last activity, if any since start.
-    last_contact: Option<u64>,
+    last_contact: MaybeMs,
     /// Monotonic milliseconds, a whole second.
     deadline: u64,
 }
@@ -26,14 +28,14 @@ impl Watch {
     pub fn new(timeout_s: u64, now: u64) -> Watch {
         Watch {
             timeout_s,
-            last_contact: None,
+            last_contact: MaybeMs::NEVER,
             deadline: deadline_after(now, timeout_s),
         }
     }
 
     /// Activity seen: the deadline moves to now + timeout.
     pub fn contact(&mut self, now: u64) {
-        self.last_contact = Some(now);
+        self.last_contact = MaybeMs::at(now);
         self.deadline = deadline_after(now, self.timeout_s);
     }
 
@@ -41,7 +43,7 @@ impl Watch {
     /// contact, or from `since` (the start) when there was none.
     pub fn set_timeout(&mut self, timeout_s: u64, since: u64) {
         self.timeout_s = timeout_s;
-        self.deadline = deadline_after(self.last_contact.unwrap_or(since), timeout_s);
+        self.deadline = deadline_after(self.last_contact.get().unwrap_or(since), timeout_s);
     }
 
     pub fn timeout_s(&self) -> u64 {
@@ -53,7 +55,7 @@ impl Watch {
     }
 
     pub fn last_contact(&self) -> Option<u64> {
-        self.last_contact
+        self.last_contact.get()
     }
 
     pub fn is_expired(&self, now: u64) -> bool {

@@ -8,6 +8,7 @@
 //! section makes it an agent.
 
 mod fields;
+mod specs;
 mod summary;
 mod text;
 
@@ -24,6 +25,8 @@ use toml::Spanned;
 use crate::filter::Filter;
 use fields::{keys, Text};
 use text::{sections, sections_stand_alone, semicolon_comments, Lines};
+
+pub use specs::Specs;
 
 pub const DEFAULT_BASE_TOPIC: &str = "home/monitoring";
 pub const DEFAULT_CLIENT_ID: &str = "iotmonitor";

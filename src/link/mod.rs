@@ -567,6 +567,18 @@ impl Link {
         self.outbox.has_room()
     }
 
+    /// Whether a publish now would wait in the outbox behind others (while
+    /// disconnected, publishes are dropped: none waits).
+    pub fn is_backlogged(&self) -> bool {
+        self.is_connected() && !self.outbox.is_empty()
+    }
+
+    /// Whether nothing is left to write: disconnected, or no publish waits
+    /// in the outbox or in Paho's queue.
+    pub fn is_idle(&self) -> bool {
+        !self.is_connected() || (self.outbox.is_empty() && self.window.is_empty())
+    }
+
     /// Moves outbox messages to Paho while its window has room; when it is
     /// full, asks for a wake-up once it has drained to half.
     fn pump(&mut self) {

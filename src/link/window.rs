@@ -135,6 +135,11 @@ impl Window {
         true
     }
 
+    /// Whether Paho completed every publish it was handed.
+    pub fn is_empty(&self) -> bool {
+        self.counts.completed.load(SeqCst) >= self.sent
+    }
+
     /// Publishes (and their bytes) not completed yet.
     pub fn in_flight(&self) -> (u64, usize) {
         let done = self.counts.completed.load(SeqCst).min(self.sent);
@@ -178,13 +183,16 @@ mod tests {
     fn no_wake_up_needed_when_completions_came_first() {
         let (h, _wake) = Handoff::new(1 << 20);
         let mut w = Window::new(Arc::new(h));
+        assert!(w.is_empty());
         for _ in 0..MAX_MESSAGES {
             w.sent(1);
         }
+        assert!(!w.is_empty());
         let counts = w.counts();
         for _ in 0..MAX_MESSAGES {
             counts.complete();
         }
+        assert!(w.is_empty(), "everything written");
         assert!(!w.wait_for_room(), "room already");
         assert!(w.has_room());
     }

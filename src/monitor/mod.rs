@@ -25,8 +25,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use log::{info, warn};
 
-use crate::clock::Now;
-use crate::config::{DeviceConfig, HomeAssistant, MqttConfig};
+use crate::clock::{MaybeMs, Now};
+use crate::config::{DeviceConfig, HomeAssistant, MqttConfig, Specs};
 use crate::event::{Event, EventKind};
 use crate::filter::Filter;
 use crate::routes::{Hit, Kind, Routes};
@@ -187,8 +187,9 @@ pub struct DeviceView {
     pub last_launch_ms: Option<u64>,
 }
 
+/// What the core follows of a device; its configuration is in
+/// `Monitor::specs`, at the same position.
 struct Device {
-    cfg: DeviceConfig,
     watch: Watch,
     hello_count: u64,
     /// Its deadline passed: `B/expired/<name>` at every tick.
@@ -200,30 +201,29 @@ struct Device {
     /// announced.
     announced: Option<bool>,
     /// Monotonic ms of the last `B/lastseen/<name>`.
-    last_seen_sent: Option<u64>,
+    last_seen_sent: MaybeMs,
     /// A hello replay is queued.
     replay_queued: bool,
     expirations: u64,
     /// Monotonic ms of the last verdict change.
     since: u64,
     /// Monotonic ms of the last agent launch.
-    last_launch: Option<u64>,
+    last_launch: MaybeMs,
 }
 
 impl Device {
-    fn new(cfg: DeviceConfig, announced: Option<bool>, now: u64) -> Device {
+    fn new(timeout_s: u64, announced: Option<bool>, now: u64) -> Device {
         Device {
-            watch: Watch::new(cfg.watch_timeout, now),
-            cfg,
+            watch: Watch::new(timeout_s, now),
             hello_count: 0,
             expired: false,
             heard: false,
             announced,
-            last_seen_sent: None,
+            last_seen_sent: MaybeMs::NEVER,
             replay_queued: false,
             expirations: 0,
             since: now,
-            last_launch: None,
+            last_launch: MaybeMs::NEVER,
         }
     }
 
@@ -250,7 +250,7 @@ enum StartupReplay {
 /// A hello replay to run: the stored states of one device.
 pub struct ReplayPlan<'a> {
     pub device: &'a str,
-    pub filters: &'a [Filter],
+    pub filters: Vec<Filter>,
     pub hello: Option<&'a str>,
     pub retain: bool,
 }
@@ -270,6 +270,9 @@ pub struct Monitor {
     discovery: Option<Discovery>,
     /// Home Assistant's status topic, compared with every message.
     ha_status: Option<String>,
+    /// The devices' configuration ...
+    specs: Specs,
+    /// ... and what the core follows of each, at the same positions.
     devices: Vec<Device>,
     routes: Routes,
     /// What the message being handled means (reused: no allocation per
@@ -290,10 +293,10 @@ pub struct Monitor {
     count_cursor: Option<usize>,
     /// `B/startedprocess/<name>` not sent yet (broker away).
     unsent_starts: Vec<Publish>,
-    /// With `[failover]`: the election, and device positions by name (a
-    /// standby follows the leader's availability announcements).
+    /// With `[failover]`: the election, and device positions sorted by
+    /// name (a standby follows the leader's availability announcements).
     election: Option<Election>,
-    by_name: HashMap<String, u32>,
+    by_name: Vec<u32>,
 }
 
 impl Monitor {
@@ -305,11 +308,12 @@ impl Monitor {
         announced: &HashMap<String, bool>,
         now: Now,
     ) -> Monitor {
+        let specs = Specs::new(&devices);
         let devices: Vec<Device> = devices
-            .into_iter()
+            .iter()
             .map(|cfg| {
                 let known = announced.get(&cfg.name).copied();
-                Device::new(cfg, known, now.mono_ms)
+                Device::new(cfg.watch_timeout, known, now.mono_ms)
             })
             .collect();
         let mut m = Monitor {
@@ -318,9 +322,10 @@ impl Monitor {
             client_id: settings.client_id.clone(),
             discovery: None,
             ha_status: None,
-            routes: Routes::build(std::iter::empty()),
+            routes: Routes::build(&Specs::default()),
             hits: Vec::new(),
             agents: Vec::new(),
+            specs,
             devices,
             start: now.mono_ms,
             up: 0,
@@ -336,7 +341,7 @@ impl Monitor {
                     priority,
                 })
             }),
-            by_name: HashMap::new(),
+            by_name: Vec::new(),
         };
         m.set_homeassistant(settings.homeassistant.as_ref());
         m.reindex();
@@ -354,14 +359,12 @@ impl Monitor {
 
     /// Rebuilds what depends on device positions.
     fn reindex(&mut self) {
-        self.routes = Routes::build(self.devices.iter().map(|d| &d.cfg));
+        self.routes = Routes::build(&self.specs);
         self.agents = (0..self.devices.len() as u32)
-            .filter(|&i| self.devices[i as usize].cfg.is_agent())
+            .filter(|&i| self.specs.is_agent(i as usize))
             .collect();
         if self.election.is_some() {
-            self.by_name = (0..self.devices.len() as u32)
-                .map(|i| (self.devices[i as usize].cfg.name.clone(), i))
-                .collect();
+            self.by_name = by_name(&self.specs);
         }
     }
 
@@ -435,8 +438,8 @@ impl Monitor {
                 }
             }
             Own::Availability(name) if election.role() != Role::Active => {
-                if let Some(&i) = self.by_name.get(name) {
-                    let d = &mut self.devices[i as usize];
+                if let Some(i) = position(&self.by_name, &self.specs, name) {
+                    let d = &mut self.devices[i];
                     let announced = match payload {
                         b"online" => Some(true),
                         b"offline" => Some(false),
@@ -444,7 +447,8 @@ impl Monitor {
                     };
                     if d.announced != announced {
                         d.announced = announced;
-                        out.verdicts.push((d.cfg.name.clone(), announced));
+                        out.verdicts
+                            .push((self.specs.name(i).to_string(), announced));
                     }
                 }
             }
@@ -528,10 +532,10 @@ impl Monitor {
     /// have lost its retained messages); restored ones are left as the
     /// broker holds them until the device is heard or expires.
     fn republish_verdicts(&self, out: &mut Outbox) {
-        for d in self.devices.iter().filter(|d| d.heard || d.expired) {
-            if let Some(online) = d.announced {
+        for (i, d) in self.devices.iter().enumerate() {
+            if let Some(online) = d.announced.filter(|_| d.heard || d.expired) {
                 out.publish(
-                    self.topics.availability(&d.cfg.name),
+                    self.topics.availability(self.specs.name(i)),
                     if online { "online" } else { "offline" },
                     Class::Retained,
                 );
@@ -586,13 +590,15 @@ impl Monitor {
         let leading = self.leading();
         if leading && self.discovery.is_some() {
             for h in hits.iter().filter(|h| h.kind() == Kind::Watch) {
-                let d = &mut self.devices[h.device() as usize];
+                let i = h.device() as usize;
+                let d = &mut self.devices[i];
                 if d.last_seen_sent
+                    .get()
                     .is_none_or(|t| now.mono_ms >= t + LAST_SEEN_EVERY_MS)
                 {
-                    d.last_seen_sent = Some(now.mono_ms);
+                    d.last_seen_sent = MaybeMs::at(now.mono_ms);
                     out.publish(
-                        self.topics.last_seen(&d.cfg.name),
+                        self.topics.last_seen(self.specs.name(i)),
                         rfc3339(now.wall_ms),
                         Class::Retained,
                     );
@@ -608,7 +614,8 @@ impl Monitor {
             }
             info!(
                 "hello from {} (#{}): replaying its states",
-                d.cfg.name, d.hello_count
+                self.specs.name(i as usize),
+                d.hello_count
             );
             if !d.replay_queued {
                 d.replay_queued = true;
@@ -622,7 +629,7 @@ impl Monitor {
     fn heard(&mut self, i: usize, now: Now, out: &mut Outbox) {
         let d = &mut self.devices[i];
         let kind = if d.expired || d.announced == Some(false) {
-            info!("device {} is back", d.cfg.name);
+            info!("device {} is back", self.specs.name(i));
             Some(EventKind::Back)
         } else if !d.heard {
             Some(EventKind::FirstHeard)
@@ -636,7 +643,7 @@ impl Monitor {
             d.since = now.mono_ms;
         }
         if let Some(kind) = kind {
-            out.event(now, kind, &d.cfg.name, String::new());
+            out.event(now, kind, self.specs.name(i), String::new());
         }
         self.announce(i, true, out);
     }
@@ -653,12 +660,13 @@ impl Monitor {
             return;
         }
         d.announced = Some(online);
+        let name = self.specs.name(i);
         out.publish(
-            self.topics.availability(&d.cfg.name),
+            self.topics.availability(name),
             if online { "online" } else { "offline" },
             Class::Retained,
         );
-        out.verdicts.push((d.cfg.name.clone(), Some(online)));
+        out.verdicts.push((name.to_string(), Some(online)));
     }
 
     /// Once a second: `B/up`, expiries and their alerts, and the start of a
@@ -686,14 +694,14 @@ impl Monitor {
                 d.since = now.mono_ms;
                 newly.push(i);
                 if d.announced != Some(false) {
-                    out.event(now, EventKind::Expired, &d.cfg.name, String::new());
+                    out.event(now, EventKind::Expired, self.specs.name(i), String::new());
                 }
                 self.announce(i, false, out);
             }
             if leading {
                 let d = &self.devices[i];
                 out.publish(
-                    self.topics.expired(&d.cfg.name),
+                    self.topics.expired(self.specs.name(i)),
                     now.wall_s_of(d.watch.deadline()).to_string(),
                     Class::Alert,
                 );
@@ -712,20 +720,15 @@ impl Monitor {
     fn log_expiries(&self, newly: &[usize]) {
         if newly.len() <= EXPIRY_LOG_LINES {
             for &i in newly {
-                let d = &self.devices[i];
                 warn!(
                     "device {} expired: no message on its watch topics for {} s",
-                    d.cfg.name,
-                    d.watch.timeout_s()
+                    self.specs.name(i),
+                    self.devices[i].watch.timeout_s()
                 );
             }
             return;
         }
-        let names: Vec<&str> = newly
-            .iter()
-            .take(10)
-            .map(|&i| self.devices[i].cfg.name.as_str())
-            .collect();
+        let names: Vec<&str> = newly.iter().take(10).map(|&i| self.specs.name(i)).collect();
         let more = newly.len() - names.len();
         warn!(
             "{} devices expired together: {}{}",
@@ -748,10 +751,10 @@ impl Monitor {
             return false;
         };
         let end = start.saturating_add(max).min(self.devices.len());
-        for d in self.devices.get(start..end).unwrap_or(&[]) {
+        for i in start..end {
             out.publish(
-                self.topics.hello_count(&d.cfg.name),
-                d.hello_count.to_string(),
+                self.topics.hello_count(self.specs.name(i)),
+                self.devices[i].hello_count.to_string(),
                 Class::Repeat,
             );
         }
@@ -836,12 +839,11 @@ impl Monitor {
             return None;
         }
         let i = self.replay_queue.remove(0) as usize;
-        let d = &mut self.devices[i];
-        d.replay_queued = false;
+        self.devices[i].replay_queued = false;
         Some(ReplayPlan {
-            device: &d.cfg.name,
-            filters: &d.cfg.state_topics,
-            hello: d.cfg.hello_topic.as_deref(),
+            device: self.specs.name(i),
+            filters: self.specs.state(i).map(Filter::normalised).collect(),
+            hello: self.specs.hello(i),
             retain: self.retain_states,
         })
     }
@@ -852,8 +854,9 @@ impl Monitor {
         };
         let (topic, payload) = disc.hub(&self.topics);
         out.publish(topic, payload, Class::Retained);
-        for d in &self.devices {
-            for (topic, payload) in disc.device(&self.topics, &d.cfg.name, d.cfg.is_agent()) {
+        for i in 0..self.specs.count() {
+            let (name, agent) = (self.specs.name(i), self.specs.is_agent(i));
+            for (topic, payload) in disc.device(&self.topics, name, agent) {
                 out.publish(topic, payload, Class::Retained);
             }
         }
@@ -863,8 +866,7 @@ impl Monitor {
     pub fn is_expired(&self, name: &str) -> bool {
         self.agents
             .iter()
-            .map(|&i| &self.devices[i as usize])
-            .any(|d| d.cfg.name == name && d.expired)
+            .any(|&i| self.specs.name(i as usize) == name && self.devices[i as usize].expired)
     }
 
     /// An agent was launched (`kind`: launched, relaunched, restarted):
@@ -892,9 +894,9 @@ impl Monitor {
         if let Some(&i) = self
             .agents
             .iter()
-            .find(|&&i| self.devices[i as usize].cfg.name == name)
+            .find(|&&i| self.specs.name(i as usize) == name)
         {
-            self.devices[i as usize].last_launch = Some(now.mono_ms);
+            self.devices[i as usize].last_launch = MaybeMs::at(now.mono_ms);
         }
         out.event(now, kind, name, format!("pid {pid}"));
     }
@@ -925,64 +927,67 @@ impl Monitor {
         let queued: Vec<String> = self
             .replay_queue
             .iter()
-            .map(|&i| self.devices[i as usize].cfg.name.clone())
+            .map(|&i| self.specs.name(i as usize).to_string())
             .collect();
-        let mut old: HashMap<String, Device> = std::mem::take(&mut self.devices)
+        let old_specs = std::mem::replace(&mut self.specs, Specs::new(&devices));
+        let old_by_name = by_name(&old_specs);
+        let mut old: Vec<Option<Device>> = std::mem::take(&mut self.devices)
             .into_iter()
-            .map(|d| (d.cfg.name.clone(), d))
+            .map(Some)
             .collect();
         let ha_changed = self.discovery.as_ref().map(Discovery::prefix)
             != homeassistant.map(|h| h.prefix.as_str());
         if ha_changed {
-            self.clear_discovery(old.values().map(|d| d.cfg.name.as_str()), out);
+            self.clear_discovery((0..old_specs.count()).map(|i| old_specs.name(i)), out);
         }
         self.devices.reserve_exact(devices.len());
-        for cfg in devices {
-            let device = match old.remove(&cfg.name) {
-                Some(mut d) => {
-                    if d.watch.timeout_s() != cfg.watch_timeout {
+        for (j, cfg) in devices.iter().enumerate() {
+            let kept = position(&old_by_name, &old_specs, &cfg.name)
+                .and_then(|i| old[i].take().map(|d| (i, d)));
+            let device = match kept {
+                Some((i, mut d)) => {
+                    let timeout_changed = d.watch.timeout_s() != cfg.watch_timeout;
+                    if timeout_changed {
                         d.watch.set_timeout(cfg.watch_timeout, self.start);
                     }
-                    if d.cfg != cfg {
+                    if timeout_changed || !old_specs.same(i, &self.specs, j) {
                         info!("reload: device {} changed", cfg.name);
                     }
-                    d.cfg = cfg;
                     d
                 }
                 None => {
                     info!("reload: device {} added", cfg.name);
-                    Device::new(cfg, None, now.mono_ms)
+                    Device::new(cfg.watch_timeout, None, now.mono_ms)
                 }
             };
             self.devices.push(device);
         }
-        let removed: Vec<String> = old.into_keys().collect();
+        let removed: Vec<&str> = (0..old.len())
+            .filter(|&i| old[i].is_some())
+            .map(|i| old_specs.name(i))
+            .collect();
         let leading = self.leading();
-        for name in &removed {
+        for &name in &removed {
             info!("reload: device {name} removed");
             if leading {
                 out.publish(self.topics.availability(name), "", Class::Retained);
                 out.publish(self.topics.last_seen(name), "", Class::Retained);
             }
-            out.verdicts.push((name.clone(), None));
+            out.verdicts.push((name.to_string(), None));
         }
         if !ha_changed {
-            self.clear_discovery(removed.iter().map(String::as_str), out);
+            self.clear_discovery(removed.iter().copied(), out);
         }
         self.set_homeassistant(homeassistant);
         self.reindex();
         // Positions changed: the round of counts restarts at the next tick,
         // pending replays follow their devices by name.
         self.count_cursor = None;
-        let position: HashMap<&str, u32> = self
-            .devices
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.cfg.name.as_str(), i as u32))
-            .collect();
+        let sorted = by_name(&self.specs);
         self.replay_queue = queued
             .iter()
-            .filter_map(|n| position.get(n.as_str()).copied())
+            .filter_map(|n| position(&sorted, &self.specs, n))
+            .map(|i| i as u32)
             .collect();
         for d in &mut self.devices {
             d.replay_queued = false;
@@ -1015,9 +1020,10 @@ impl Monitor {
     pub fn view(&self, now: Now) -> Vec<DeviceView> {
         self.devices
             .iter()
-            .map(|d| DeviceView {
-                name: d.cfg.name.clone(),
-                agent: d.cfg.is_agent(),
+            .enumerate()
+            .map(|(i, d)| DeviceView {
+                name: self.specs.name(i).to_string(),
+                agent: self.specs.is_agent(i),
                 verdict: d.verdict(),
                 timeout_s: d.watch.timeout_s(),
                 last_contact_ms: d.watch.last_contact().map(|c| now.wall_of(c)),
@@ -1025,7 +1031,7 @@ impl Monitor {
                 hello_count: d.hello_count,
                 expirations: d.expirations,
                 verdict_since_ms: now.wall_of(d.since),
-                last_launch_ms: d.last_launch.map(|t| now.wall_of(t)),
+                last_launch_ms: d.last_launch.get().map(|t| now.wall_of(t)),
             })
             .collect()
     }
@@ -1034,6 +1040,21 @@ impl Monitor {
     pub fn up(&self) -> u64 {
         self.up
     }
+}
+
+/// Device positions sorted by name.
+fn by_name(specs: &Specs) -> Vec<u32> {
+    let mut by_name: Vec<u32> = (0..specs.count() as u32).collect();
+    by_name.sort_unstable_by(|&a, &b| specs.name(a as usize).cmp(specs.name(b as usize)));
+    by_name
+}
+
+/// The position of the device named `name`, by `by_name` (sorted by name).
+fn position(by_name: &[u32], specs: &Specs, name: &str) -> Option<usize> {
+    by_name
+        .binary_search_by(|&i| specs.name(i as usize).cmp(name))
+        .ok()
+        .map(|k| by_name[k] as usize)
 }
 
 /// RFC 3339 UTC time of epoch milliseconds, to the second.
