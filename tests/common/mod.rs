@@ -471,13 +471,11 @@ pub fn try_http_get(port: u16, path: &str) -> Option<(u16, String, String)> {
 
 /// Waits until something listens on the status port.
 pub fn wait_http(port: u16) {
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("status page did not listen on {port}");
+    let listening = || TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(
+        wait_until(Duration::from_secs(10), listening),
+        "status page did not listen on {port}"
+    );
 }
 
 /// Polls `cond` every 20 ms until it holds (true) or `timeout` passes
