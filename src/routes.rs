@@ -132,15 +132,7 @@ mod tests {
     use super::*;
 
     fn device(name: &str, watch: &[&str], state: &[&str], hello: Option<&str>) -> DeviceConfig {
-        DeviceConfig {
-            name: name.into(),
-            watch_timeout: 30,
-            hello_topic: hello.map(String::from),
-            watch_topics: watch.iter().map(|f| Filter::parse(f).unwrap()).collect(),
-            state_topics: state.iter().map(|f| Filter::parse(f).unwrap()).collect(),
-            exec: None,
-            restart_on_expire: false,
-        }
+        DeviceConfig::for_test(name, 30, watch, state, hello)
     }
 
     #[test]

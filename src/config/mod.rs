@@ -90,6 +90,26 @@ impl DeviceConfig {
     pub fn is_agent(&self) -> bool {
         self.exec.is_some()
     }
+
+    /// A device for unit tests: filters given as text (valid ones).
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        name: &str,
+        timeout: u64,
+        watch: &[&str],
+        state: &[&str],
+        hello: Option<&str>,
+    ) -> DeviceConfig {
+        DeviceConfig {
+            name: name.into(),
+            watch_timeout: timeout,
+            hello_topic: hello.map(String::from),
+            watch_topics: watch.iter().map(|f| Filter::parse(f).unwrap()).collect(),
+            state_topics: state.iter().map(|f| Filter::parse(f).unwrap()).collect(),
+            exec: None,
+            restart_on_expire: false,
+        }
+    }
 }
 
 /// `[homeassistant]`: MQTT discovery of one connectivity binary_sensor per

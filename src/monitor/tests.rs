@@ -31,15 +31,7 @@ fn dev(
     state: &[&str],
     hello: Option<&str>,
 ) -> DeviceConfig {
-    DeviceConfig {
-        name: name.into(),
-        watch_timeout: timeout,
-        hello_topic: hello.map(String::from),
-        watch_topics: watch.iter().map(|f| Filter::parse(f).unwrap()).collect(),
-        state_topics: state.iter().map(|f| Filter::parse(f).unwrap()).collect(),
-        exec: None,
-        restart_on_expire: false,
-    }
+    DeviceConfig::for_test(name, timeout, watch, state, hello)
 }
 
 fn agent(name: &str, timeout: u64, watch: &str) -> DeviceConfig {
