@@ -24,21 +24,11 @@ fn stepped(now: Now, step_ms: i64) -> Now {
     }
 }
 
-fn dev(
-    name: &str,
-    timeout: u64,
-    watch: &[&str],
-    state: &[&str],
-    hello: Option<&str>,
-) -> DeviceConfig {
-    DeviceConfig::for_test(name, timeout, watch, state, hello)
-}
-
 fn agent(name: &str, timeout: u64, watch: &str) -> DeviceConfig {
     DeviceConfig {
         exec: Some("sleep 100".into()),
         restart_on_expire: true,
-        ..dev(name, timeout, &[watch], &[], None)
+        ..DeviceConfig::for_test(name, timeout, &[watch], &[], None)
     }
 }
 
@@ -127,7 +117,10 @@ fn up_counts_one_per_tick_and_first_tick_runs_at_connection() {
 
 #[test]
 fn a_silent_device_expires_at_its_deadline_with_the_deadline_as_payload() {
-    let (mut m, _) = started(vec![dev("d", 2, &["t/d/#"], &[], None)], &[]);
+    let (mut m, _) = started(
+        vec![DeviceConfig::for_test("d", 2, &["t/d/#"], &[], None)],
+        &[],
+    );
     // Start at 300 ms + 2 s, rounded up: 3 s.
     assert!(on(&tick_range(&mut m, 1, 2, 0), "B/expired/d").is_empty());
     let out = tick_range(&mut m, 3, 3, 0);
@@ -147,7 +140,10 @@ fn a_silent_device_expires_at_its_deadline_with_the_deadline_as_payload() {
 
 #[test]
 fn activity_moves_the_deadline_and_brings_an_expired_device_back() {
-    let (mut m, _) = started(vec![dev("d", 2, &["t/d/#"], &[], None)], &[]);
+    let (mut m, _) = started(
+        vec![DeviceConfig::for_test("d", 2, &["t/d/#"], &[], None)],
+        &[],
+    );
     let (_, out) = msg(&mut m, "t/d/temp", "20", at(1_500));
     assert_eq!(on(&out, "B/availability/d"), ["online"]);
     assert_eq!(kinds(&out), [(EventKind::FirstHeard, "d".to_string())]);
@@ -165,7 +161,10 @@ fn activity_moves_the_deadline_and_brings_an_expired_device_back() {
 
 #[test]
 fn a_forward_wall_clock_step_causes_no_alert() {
-    let (mut m, _) = started(vec![dev("d", 5, &["t/d"], &[], None)], &[]);
+    let (mut m, _) = started(
+        vec![DeviceConfig::for_test("d", 5, &["t/d"], &[], None)],
+        &[],
+    );
     tick_range(&mut m, 1, 9, 0);
     msg(&mut m, "t/d", "x", at(9_100));
     // NTP steps the clock one hour forward: heard 1 s ago, not expired.
@@ -184,7 +183,10 @@ fn a_forward_wall_clock_step_causes_no_alert() {
 
 #[test]
 fn a_backward_wall_clock_step_does_not_blind_the_watchdog() {
-    let (mut m, _) = started(vec![dev("d", 5, &["t/d"], &[], None)], &[]);
+    let (mut m, _) = started(
+        vec![DeviceConfig::for_test("d", 5, &["t/d"], &[], None)],
+        &[],
+    );
     msg(&mut m, "t/d", "x", at(1_000));
     tick_range(&mut m, 1, 2, 0);
     // The clock steps back one hour: the silent device still expires 5 s
@@ -202,9 +204,9 @@ fn a_backward_wall_clock_step_does_not_blind_the_watchdog() {
 fn restart_keeps_offline_devices_offline_and_announces_nothing_unheard() {
     let devices = || {
         vec![
-            dev("off", 5, &["t/off"], &[], None),
-            dev("on", 5, &["t/on"], &[], None),
-            dev("new", 5, &["t/new"], &[], None),
+            DeviceConfig::for_test("off", 5, &["t/off"], &[], None),
+            DeviceConfig::for_test("on", 5, &["t/on"], &[], None),
+            DeviceConfig::for_test("new", 5, &["t/new"], &[], None),
         ]
     };
     let (mut m, out) = started(devices(), &[("off", false), ("on", true)]);
@@ -241,7 +243,7 @@ fn restart_keeps_offline_devices_offline_and_announces_nothing_unheard() {
 #[test]
 fn an_offline_device_not_heard_expires_without_a_new_transition() {
     let (mut m, _) = started(
-        vec![dev("off", 2, &["t/off"], &[], None)],
+        vec![DeviceConfig::for_test("off", 2, &["t/off"], &[], None)],
         &[("off", false)],
     );
     let out = tick_range(&mut m, 1, 3, 0);
@@ -254,9 +256,9 @@ fn an_offline_device_not_heard_expires_without_a_new_transition() {
 fn reconnection_sends_established_verdicts_again() {
     let (mut m, _) = started(
         vec![
-            dev("a", 2, &["t/a"], &[], None),
-            dev("b", 100, &["t/b"], &[], None),
-            dev("c", 100, &["t/c"], &[], None),
+            DeviceConfig::for_test("a", 2, &["t/a"], &[], None),
+            DeviceConfig::for_test("b", 100, &["t/b"], &[], None),
+            DeviceConfig::for_test("c", 100, &["t/c"], &[], None),
         ],
         &[("c", false)],
     );
@@ -281,7 +283,13 @@ fn reconnection_sends_established_verdicts_again() {
 #[test]
 fn own_topics_and_retained_messages_do_not_count() {
     let (mut m, _) = started(
-        vec![dev("d", 2, &["B/#", "t/d"], &["t/d/state/#"], None)],
+        vec![DeviceConfig::for_test(
+            "d",
+            2,
+            &["B/#", "t/d"],
+            &["t/d/state/#"],
+            None,
+        )],
         &[],
     );
     for own in ["B/up", "B/expired/d", "B/availability/d", "B/status"] {
@@ -298,8 +306,8 @@ fn own_topics_and_retained_messages_do_not_count() {
 fn hellos_count_and_replay_the_device_states_once_per_burst() {
     let (mut m, _) = started(
         vec![
-            dev("a", 30, &["t/a/#"], &["t/a/state/#", "t/a"], Some("t/a")),
-            dev("b", 30, &["t/b/#"], &["t/b/state/#"], Some("t/b/hello")),
+            DeviceConfig::for_test("a", 30, &["t/a/#"], &["t/a/state/#", "t/a"], Some("t/a")),
+            DeviceConfig::for_test("b", 30, &["t/b/#"], &["t/b/state/#"], Some("t/b/hello")),
         ],
         &[],
     );
@@ -347,7 +355,7 @@ fn startup_replay_is_due_once_after_the_first_connection() {
 #[test]
 fn hello_counts_come_in_pages() {
     let devices: Vec<DeviceConfig> = (0..25)
-        .map(|i| dev(&format!("d{i}"), 30, &[&format!("t/{i}")], &[], None))
+        .map(|i| DeviceConfig::for_test(&format!("d{i}"), 30, &[&format!("t/{i}")], &[], None))
         .collect();
     let (mut m, _) = started(devices, &[]);
     let mut out = Outbox::default();
@@ -377,7 +385,7 @@ fn hello_counts_come_in_pages() {
 #[test]
 fn many_devices_expiring_together_are_alerted_each() {
     let devices: Vec<DeviceConfig> = (0..500)
-        .map(|i| dev(&format!("d{i}"), 2, &[&format!("t/{i}")], &[], None))
+        .map(|i| DeviceConfig::for_test(&format!("d{i}"), 2, &[&format!("t/{i}")], &[], None))
         .collect();
     let (mut m, _) = started(devices, &[]);
     let out = tick_range(&mut m, 1, 3, 0);
@@ -393,9 +401,9 @@ fn many_devices_expiring_together_are_alerted_each() {
 fn reload_keeps_deadlines_and_counts_and_clears_removed_devices() {
     let (mut m, _) = started(
         vec![
-            dev("keep", 10, &["t/keep"], &[], Some("t/keep/hello")),
-            dev("gone", 10, &["t/gone"], &[], None),
-            dev("longer", 2, &["t/longer"], &[], None),
+            DeviceConfig::for_test("keep", 10, &["t/keep"], &[], Some("t/keep/hello")),
+            DeviceConfig::for_test("gone", 10, &["t/gone"], &[], None),
+            DeviceConfig::for_test("longer", 2, &["t/longer"], &[], None),
         ],
         &[],
     );
@@ -404,9 +412,9 @@ fn reload_keeps_deadlines_and_counts_and_clears_removed_devices() {
     msg(&mut m, "t/gone", "x", at(600));
     let mut out = Outbox::default();
     let reloaded = vec![
-        dev("longer", 20, &["t/longer"], &[], None),
-        dev("added", 3, &["t/added"], &[], None),
-        dev(
+        DeviceConfig::for_test("longer", 20, &["t/longer"], &[], None),
+        DeviceConfig::for_test("added", 3, &["t/added"], &[], None),
+        DeviceConfig::for_test(
             "keep",
             10,
             &["t/keep", "t/keep2"],
@@ -450,7 +458,10 @@ fn reload_keeps_deadlines_and_counts_and_clears_removed_devices() {
 #[test]
 fn agents_expire_and_launches_wait_for_the_broker() {
     let (mut m, _) = started(
-        vec![agent("led", 2, "t/led"), dev("d", 2, &["t/d"], &[], None)],
+        vec![
+            agent("led", 2, "t/led"),
+            DeviceConfig::for_test("d", 2, &["t/d"], &[], None),
+        ],
         &[],
     );
     assert!(!m.is_expired("led"));
@@ -481,7 +492,7 @@ fn agents_expire_and_launches_wait_for_the_broker() {
 fn home_assistant_discovery_at_connection_and_on_request() {
     let mut m = Monitor::new(
         settings(true),
-        vec![dev("esp", 5, &["t/esp"], &[], None)],
+        vec![DeviceConfig::for_test("esp", 5, &["t/esp"], &[], None)],
         &HashMap::new(),
         at(0),
     );
@@ -534,7 +545,10 @@ fn home_assistant_discovery_at_connection_and_on_request() {
 
 #[test]
 fn view_reports_times_on_the_current_wall_clock() {
-    let (mut m, _) = started(vec![dev("d", 10, &["t/d"], &[], None)], &[]);
+    let (mut m, _) = started(
+        vec![DeviceConfig::for_test("d", 10, &["t/d"], &[], None)],
+        &[],
+    );
     msg(&mut m, "t/d", "x", at(2_000));
     let now = stepped(at(5_000), -(HOUR as i64));
     let v = &m.view(now)[0];
@@ -579,8 +593,8 @@ fn a_standby_tracks_everything_and_publishes_nothing_of_the_leaders() {
     let (mut m, out) = instance(
         "b",
         vec![
-            dev("d", 2, &["t/d"], &["t/d/state/#"], Some("t/d/hello")),
-            dev("e", 30, &["t/e"], &[], None),
+            DeviceConfig::for_test("d", 2, &["t/d"], &["t/d/state/#"], Some("t/d/hello")),
+            DeviceConfig::for_test("e", 30, &["t/e"], &[], None),
         ],
         "a",
     );
@@ -618,9 +632,9 @@ fn takeover_continues_where_the_leader_was() {
     let (mut m, _) = instance(
         "b",
         vec![
-            dev("quiet", 2, &["t/quiet"], &[], None),
-            dev("talks", 30, &["t/talks"], &[], None),
-            dev("back", 30, &["t/back"], &[], None),
+            DeviceConfig::for_test("quiet", 2, &["t/quiet"], &[], None),
+            DeviceConfig::for_test("talks", 30, &["t/talks"], &[], None),
+            DeviceConfig::for_test("back", 30, &["t/back"], &[], None),
         ],
         "a",
     );
@@ -671,7 +685,11 @@ fn takeover_continues_where_the_leader_was() {
 
 #[test]
 fn alone_at_a_cold_start_it_leads_and_replays() {
-    let (mut m, out) = instance("a", vec![dev("d", 30, &["t/d"], &[], None)], "");
+    let (mut m, out) = instance(
+        "a",
+        vec![DeviceConfig::for_test("d", 30, &["t/d"], &[], None)],
+        "",
+    );
     assert!(leader_topics(&out).is_empty());
     assert!(tick_range(&mut m, 1, 1, 0).failover.is_empty(), "settling");
     let out = tick_range(&mut m, 2, 2, 0);
@@ -686,7 +704,11 @@ fn alone_at_a_cold_start_it_leads_and_replays() {
 
 #[test]
 fn a_reconnecting_instance_finding_another_leader_publishes_nothing() {
-    let (mut m, _) = instance("a", vec![dev("d", 2, &["t/d"], &[], None)], "");
+    let (mut m, _) = instance(
+        "a",
+        vec![DeviceConfig::for_test("d", 2, &["t/d"], &[], None)],
+        "",
+    );
     tick_range(&mut m, 1, 1, 0);
     m.on_message("B/leader", b"a", false, at(1_100), &mut Outbox::default());
     tick_range(&mut m, 2, 3, 0);
