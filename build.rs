@@ -1,8 +1,14 @@
-//! Embeds the git commit in the binary for `--version`.
+//! Embeds the git commit in the binary for `--version`, and links the
+//! binary with packed relocations.
 
 use std::process::Command;
 
 fn main() {
+    // Relative relocations packed (DT_RELR, glibc >= 2.36, binutils >=
+    // 2.38; older linkers ignore the option with a warning): the dynamic
+    // loader no longer reads a 320 KB table of them at every start, and
+    // the daemon's idle RSS is 0.7 MB smaller (see README, Performance II).
+    println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     println!("cargo:rerun-if-env-changed=IOTMONITOR_GIT_COMMIT");
     // Builds without a .git (the Docker image) pass the commit in.
     if let Ok(commit) = std::env::var("IOTMONITOR_GIT_COMMIT") {

@@ -17,11 +17,14 @@
 //! the broker queued. Measured: CPU (whole process, Paho's receive thread,
 //! main loop), system calls (perf stat), RSS (idle before the flood, peak
 //! of the flood, peak of the run); and, once, the idle RSS of a daemon with
-//! one device and no TLS.
+//! one device and a broker without TLS, for the default build and for one
+//! without the `tls` feature (which the bench builds into `target/notls`).
 //!
 //! `cargo bench --bench flood`; environment (defaults): FLOOD_DEVICES
 //! (1000,10000), FLOOD_MESSAGES (200000), FLOOD_RUNS (3), FLOOD_STATES
-//! (100000); FLOOD_DEBUG=1 prints each run's timeline on stderr;
+//! (100000); FLOOD_BIN (this package's release binary): the daemon to
+//! measure, to compare two builds; FLOOD_DEBUG=1 prints each run's
+//! timeline on stderr;
 //! FLOOD_SOAK_S (0: no soak) and FLOOD_SOAK_WARMUP_S (30) run the soak.
 //!
 //! Also measured: the idle RSS with N devices and an empty database (the
@@ -634,7 +637,7 @@ fn run_daemon(
     // [spawn, first B/up]; within X's second, watchme's deadline is X+4.
     sleep_until_epoch_ms((epoch_ms() / 1000 + 1) * 1000 + 20);
     let spawn_ms = epoch_ms();
-    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    let mut daemon = Iotmonitor::start_binary(&daemon_binary(), dir.path(), &[], &[]);
     let pid = daemon.pid();
     let Some(up) = mon.wait_for(60 * S, |m| m.topic == up_topic) else {
         panic!("no {up_topic} within 60 s; daemon log:\n{}", daemon.log());
@@ -1183,7 +1186,42 @@ fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
 /// third `B/up`): the median of samples every 50 ms over 2 s, as it varies
 /// within each second (the round of hello counts: 1,000 publishes in
 /// flight at once, then given back).
+/// The daemon measured: FLOOD_BIN (another build, to compare two), or
+/// this package's release binary.
+fn daemon_binary() -> std::path::PathBuf {
+    std::env::var_os("FLOOD_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| common::BIN.into())
+}
+
+/// The daemon built without the `tls` feature (no libssl/libcrypto
+/// loaded), into `target/notls`: the build a broker without TLS needs.
+fn build_without_tls() -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = root.join("target/notls");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--no-default-features",
+            "--features",
+            "broker",
+        ])
+        .arg("--target-dir")
+        .arg(&target)
+        .current_dir(root)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building the daemon without TLS failed");
+    target.join("release/iotmonitor")
+}
+
 fn idle_rss(n: usize) -> f64 {
+    idle_rss_of(&daemon_binary(), n)
+}
+
+fn idle_rss_of(bin: &Path, n: usize) -> f64 {
     let broker = Broker::start();
     let config = if n == 1 {
         format!(
@@ -1197,7 +1235,7 @@ fn idle_rss(n: usize) -> f64 {
     let dir = workdir(&config);
     let up_topic = format!("{BASE}/up");
     let client = Client::connect(broker.port, &[&up_topic]);
-    let daemon = Iotmonitor::start(dir.path(), &[]);
+    let daemon = Iotmonitor::start_binary(bin, dir.path(), &[], &[("RUST_LOG", "info")]);
     if client
         .wait_for(60 * S, |m| m.topic == up_topic && m.text() == "3")
         .is_none()
@@ -1238,7 +1276,7 @@ fn soak(secs: u64, warmup: u64) -> (f64, f64, f64) {
     let dir = workdir(&config_text(broker.port, DEVICES));
     let up_topic = format!("{BASE}/up");
     let client = Client::connect(broker.port, &[&up_topic]);
-    let daemon = Iotmonitor::start(dir.path(), &[]);
+    let daemon = Iotmonitor::start_binary(&daemon_binary(), dir.path(), &[], &[]);
     if client.wait_for(30 * S, |m| m.topic == up_topic).is_none() {
         panic!("no {up_topic} within 30 s; log:\n{}", daemon.log());
     }
@@ -1321,9 +1359,11 @@ fn main() {
     println!();
     let one: Vec<f64> = (0..runs).map(|_| idle_rss(1)).collect();
     let one_rss = median(one);
+    let without_tls = build_without_tls();
+    let bare_rss = median((0..runs).map(|_| idle_rss_of(&without_tls, 1)).collect());
     println!(
-        "Idle RSS with one device, no TLS, empty database (median of {runs}): {one_rss:.1} MB (target ≤ {T_IDLE_RSS_MB} MB) {}",
-        verdict(one_rss <= T_IDLE_RSS_MB)
+        "Idle RSS with one device, a broker without TLS, empty database (median of {runs}): {bare_rss:.1} MB built without the `tls` feature (target ≤ {T_IDLE_RSS_MB} MB) {}; {one_rss:.1} MB for the default build, which loads libssl and libcrypto",
+        verdict(bare_rss <= T_IDLE_RSS_MB)
     );
     for &n in ns.iter().filter(|&&n| n > 1) {
         let rss = median((0..runs).map(|_| idle_rss(n)).collect());

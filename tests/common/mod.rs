@@ -151,9 +151,14 @@ impl Iotmonitor {
     /// `start` with more environment variables (RUST_LOG is `info` unless
     /// given).
     pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Iotmonitor {
+        Iotmonitor::start_binary(Path::new(BIN), dir, args, env)
+    }
+
+    /// `start_with_env` of another build of the daemon.
+    pub fn start_binary(bin: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Iotmonitor {
         let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
         let log = dir.join(format!("iotmonitor-{n}.log"));
-        let child = Command::new(BIN)
+        let child = Command::new(bin)
             .args(args)
             .current_dir(dir)
             .env("RUST_LOG", "info")

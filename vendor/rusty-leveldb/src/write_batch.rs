@@ -1,5 +1,5 @@
-use crate::integer_encoding::{FixedInt, VarInt, VarIntWriter};
-use crate::key_types::ValueType;
+use crate::integer_encoding::{FixedInt, VarIntWriter};
+use crate::key_types::{decode_len, ValueType};
 use crate::memtable::MemTable;
 use crate::types::SequenceNumber;
 
@@ -131,13 +131,13 @@ impl<'a> Iterator for WriteBatchIter<'a> {
         let tag = self.batch.entries[self.ix];
         self.ix += 1;
 
-        let (klen, l) = usize::decode_var(&self.batch.entries[self.ix..])?;
+        let (klen, l) = decode_len(&self.batch.entries[self.ix..])?;
         self.ix += l;
         let k = &self.batch.entries[self.ix..self.ix + klen];
         self.ix += klen;
 
         if tag == ValueType::TypeValue as u8 {
-            let (vlen, m) = usize::decode_var(&self.batch.entries[self.ix..])?;
+            let (vlen, m) = decode_len(&self.batch.entries[self.ix..])?;
             self.ix += m;
             let v = &self.batch.entries[self.ix..self.ix + vlen];
             self.ix += vlen;
