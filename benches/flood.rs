@@ -435,7 +435,10 @@ fn seed(path: &Path, n: usize, states: usize) -> Option<String> {
     let mut last: Option<String> = None;
     for k in 0..states {
         let topic = seed_topic(k, n);
-        store.record(topic.as_bytes(), seed_payload(k).as_bytes());
+        store.record(
+            topic.as_bytes().to_vec(),
+            seed_payload(k).as_bytes().to_vec(),
+        );
         if k % 10_000 == 9_999 {
             store.commit(Instant::now());
         }

@@ -346,7 +346,7 @@ impl Daemon {
                     &mut self.out,
                 );
                 if state {
-                    self.store.record(msg.topic.as_bytes(), &msg.payload);
+                    self.store.record(msg.topic.into_bytes(), msg.payload);
                     self.states_stored += 1;
                 }
                 if !self.out.publishes.is_empty() || !self.out.events.is_empty() {

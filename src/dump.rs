@@ -115,8 +115,8 @@ mod tests {
     fn lists_states_only() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("db")).unwrap();
-        store.record(b"home/a", b"on");
-        store.record("home/\u{10FFFF}".as_bytes(), b"\xff");
+        store.record(b"home/a".to_vec(), b"on".to_vec());
+        store.record("home/\u{10FFFF}".as_bytes().to_vec(), b"\xff".to_vec());
         store.put_verdict("a", true);
         store.push_event(Event {
             at_ms: 1,
