@@ -37,7 +37,13 @@ fn connects_over_tls_with_client_certificate() {
     let dir = workdir(&mqtt);
     let mut daemon = Iotmonitor::start(dir.path(), &[]);
     let up = c.wait_topic("t/tls/up", 15 * S).expect("up over TLS");
-    assert_eq!(up.text(), "1");
+    // "1" unless the first connection was refused (the broker's TLS
+    // listener not open yet) and retried a second later.
+    assert!(
+        up.text().parse::<u32>().is_ok_and(|n| n >= 1),
+        "{}",
+        up.text()
+    );
     assert!(daemon.terminate().success());
 
     // A server certificate from another CA is refused.
