@@ -226,28 +226,32 @@ impl InnerSkipMap {
         let mut prevs: [*mut Node; MAX_HEIGHT] = [head; MAX_HEIGHT];
         let new_height = self.random_height();
 
-        // Every node of the finger precedes a key greater than the last one inserted.
+        // Every node of the finger precedes a key greater than the last one inserted: such a key
+        // is searched from the lowest level where the finger's next node is not before it (and
+        // at least from the new node's top level), instead of from the head's top level.
         let ascending = !self.last.is_null()
             && self.cmp.cmp(unsafe { &(*self.last).key }, &key) == Ordering::Less;
-
         let mut level = MAX_HEIGHT - 1;
         let mut current = head;
+        if ascending {
+            let mut l = 0;
+            while l + 1 < MAX_HEIGHT {
+                match unsafe { (*self.finger[l]).skips[l] } {
+                    Some(next) if self.cmp.cmp(unsafe { &(*next).key }, &key) == Ordering::Less => {
+                        l += 1
+                    }
+                    _ => break,
+                }
+            }
+            level = l.max(new_height - 1);
+            current = self.finger[level];
+            // Above it, the finger's nodes still precede the key.
+            prevs[level + 1..].copy_from_slice(&self.finger[level + 1..]);
+        }
 
         // Find the node after which we want to insert the new node; this is the node with the key
         // immediately smaller than the key to be inserted.
         loop {
-            if ascending {
-                // Go on from the finger's node at this level when it is further than current.
-                let finger = self.finger[level];
-                if finger != current
-                    && finger != head
-                    && (current == head
-                        || self.cmp.cmp(unsafe { &(*finger).key }, unsafe { &(*current).key })
-                            == Ordering::Greater)
-                {
-                    current = finger;
-                }
-            }
             let current_node = unsafe { &*current };
             if let Some(next) = current_node.skips[level] {
                 let next = unsafe { &mut *next };
@@ -444,6 +448,25 @@ pub mod tests {
         assert_eq!(got, seen.into_iter().collect::<Vec<_>>());
         for k in order.iter().step_by(7) {
             assert!(skm.contains(format!("{k:08}").as_bytes()));
+        }
+        // Every level is a sorted sublist of the one below.
+        let map = skm.map.borrow();
+        let mut below: Vec<Vec<u8>> = Vec::new();
+        for level in 0..MAX_HEIGHT {
+            let mut keys = Vec::new();
+            let mut node = map.head.skips[level];
+            while let Some(n) = node {
+                let n = unsafe { &*n };
+                keys.push(n.key.to_vec());
+                node = n.skips[level];
+            }
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "level {level}");
+            if level > 0 {
+                assert!(keys.iter().all(|k| below.binary_search(k).is_ok()), "level {level}");
+            } else {
+                assert_eq!(keys.len(), skm.len());
+            }
+            below = keys;
         }
     }
 
