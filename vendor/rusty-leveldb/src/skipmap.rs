@@ -421,9 +421,9 @@ pub mod tests {
         // Ascending runs (the finger), descending keys and jumps back, each key once.
         let mut order: Vec<u32> = Vec::new();
         let mut x: u32 = 12345;
-        for run in 0..200 {
+        for run in 0..2000 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            let start = x % 5000;
+            let start = x % 50_000;
             let len = 1 + (x >> 8) % 40;
             if run % 3 == 0 {
                 order.extend((start..start + len).rev());
