@@ -113,7 +113,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn new(mut config: Config, store: Store, agent_logs: PathBuf) -> anyhow::Result<Daemon> {
+    pub fn new(
+        mut config: Config,
+        mut store: Store,
+        agent_logs: PathBuf,
+    ) -> anyhow::Result<Daemon> {
         let clock = Clock::new();
         let start = clock.now();
         let devices = std::mem::take(&mut config.devices);
@@ -125,7 +129,7 @@ impl Daemon {
             config.homeassistant.clone(),
             config.failover.as_ref().map(|f| f.priority),
         );
-        let monitor = Monitor::new(settings, devices, store.verdicts(), start);
+        let monitor = Monitor::new(settings, devices, &store.take_verdicts(), start);
         let topics = monitor.topics();
         // With failover the main connection announces the instance; the
         // active one holds B/status and the lease on connections of their

@@ -160,6 +160,7 @@ pub struct Store {
     memtable: usize,
     memtable_since: Option<Instant>,
     history: History,
+    /// The verdicts loaded at open, until `take_verdicts`.
     verdicts: HashMap<String, bool>,
     /// The first levels of the stored topics (`store/scan.rs`), kept up to
     /// date by commits once built: by a pass of `scan_after` over every
@@ -310,23 +311,21 @@ impl Store {
 
     /// Saves a device's last announced availability.
     pub fn put_verdict(&mut self, name: &str, online: bool) {
-        if self.verdicts.get(name) != Some(&online) {
-            self.verdicts.insert(name.to_string(), online);
-            let value = if online { b"1" } else { b"0" };
-            self.write(verdict_key(name), value.to_vec());
-        }
+        let value = if online { b"1" } else { b"0" };
+        self.write(verdict_key(name), value.to_vec());
     }
 
     /// Forgets the verdict of a device (removed from the configuration).
     pub fn forget_verdict(&mut self, name: &str) {
-        if self.verdicts.remove(name).is_some() {
-            self.write(verdict_key(name), Vec::new());
-        }
+        self.write(verdict_key(name), Vec::new());
     }
 
-    /// The saved verdicts: device name → online.
-    pub fn verdicts(&self) -> &HashMap<String, bool> {
-        &self.verdicts
+    /// The verdicts saved by the last run (device name → online), handed
+    /// over once: the monitor core keeps them from then on, and asks for a
+    /// verdict to be written only when it changes (no copy here: 10,000
+    /// devices heard at a restart made it 0.8 MB).
+    pub fn take_verdicts(&mut self) -> HashMap<String, bool> {
+        std::mem::take(&mut self.verdicts)
     }
 
     /// When `poll` has a commit or a retry to do.
@@ -968,7 +967,8 @@ mod tests {
         }
         let mut s = Store::open(&path).unwrap();
         let want = HashMap::from([("esp".to_string(), false), ("led".to_string(), true)]);
-        assert_eq!(s.verdicts(), &want);
+        assert_eq!(s.take_verdicts(), want);
+        assert!(s.take_verdicts().is_empty());
         assert_eq!(events(&s), [EventKind::FirstHeard, EventKind::Expired]);
         assert_eq!(
             s.history().recent(1, Some("esp"))[0].kind,
@@ -993,9 +993,9 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(matched.len(), 6, "{matched:?}");
-        // Nothing to write when nothing changed.
-        s.put_verdict("esp", false);
-        assert_eq!(s.pending(), 0);
+        // Written as asked: the monitor core asks only when it changed.
+        s.put_verdict("esp", true);
+        assert_eq!(s.pending(), 1);
     }
 
     #[test]

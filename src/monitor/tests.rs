@@ -128,6 +128,8 @@ fn a_silent_device_expires_at_its_deadline_with_the_deadline_as_payload() {
     assert_eq!(on(&out, "B/availability/d"), ["offline"]);
     assert_eq!(kinds(&out), [(EventKind::Expired, "d".to_string())]);
     assert_eq!(out.verdicts, [("d".to_string(), Some(false))]);
+    // Still offline: nothing more to persist (the store writes each one).
+    assert!(tick_range(&mut m, 4, 5, 0).verdicts.is_empty());
     // Repeated every second with the same deadline, announced once.
     let out = tick_range(&mut m, 4, 5, 0);
     assert_eq!(on(&out, "B/expired/d").len(), 2);
@@ -233,6 +235,7 @@ fn restart_keeps_offline_devices_offline_and_announces_nothing_unheard() {
     // The one online before the restart, heard: already online, no flap.
     let (_, out) = msg(&mut m, "t/on", "x", at(4_700));
     assert!(on(&out, "B/availability/on").is_empty());
+    assert!(out.verdicts.is_empty());
     assert_eq!(kinds(&out), [(EventKind::FirstHeard, "on".to_string())]);
     // The never-heard one: offline when its first deadline passes.
     let out = tick_range(&mut m, 5, 6, 0);
