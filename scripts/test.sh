@@ -19,6 +19,10 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --no-fail-fast
+# The vendored rusty-leveldb's own tests: its patches change the memory
+# table (vendor/rusty-leveldb/PATCHES.md).
+cargo test -q --manifest-path vendor/rusty-leveldb/Cargo.toml --lib \
+  --target-dir target/rusty-leveldb
 # A build without TLS (cargo feature `tls` off): lints, and a TLS broker is
 # a configuration error.
 cargo clippy --all-targets --no-default-features --features broker -- -D warnings
