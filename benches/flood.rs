@@ -435,10 +435,7 @@ fn seed(path: &Path, n: usize, states: usize) -> Option<String> {
     let mut last: Option<String> = None;
     for k in 0..states {
         let topic = seed_topic(k, n);
-        store.record(
-            topic.as_bytes().to_vec(),
-            seed_payload(k).as_bytes().to_vec(),
-        );
+        store.record(topic.clone().into_bytes(), seed_payload(k).into_bytes());
         if k % 10_000 == 9_999 {
             store.commit(Instant::now());
         }
@@ -1238,7 +1235,7 @@ fn idle_rss_of(bin: &Path, n: usize) -> f64 {
     let dir = workdir(&config);
     let up_topic = format!("{BASE}/up");
     let client = Client::connect(broker.port, &[&up_topic]);
-    let daemon = Iotmonitor::start_binary(bin, dir.path(), &[], &[("RUST_LOG", "info")]);
+    let daemon = Iotmonitor::start_binary(bin, dir.path(), &[], &[]);
     if client
         .wait_for(60 * S, |m| m.topic == up_topic && m.text() == "3")
         .is_none()
