@@ -44,14 +44,19 @@ pub struct Span {
 
 /// An event as kept in memory: 56 bytes instead of the 72 of a sequence
 /// number and an [`Event`], the subject's name shared with its entry in
-/// `by_subject` (one allocation per subject, not two per event), and no
-/// allocation for the detail most events do not have. A restart of a
-/// daemon with 10,000 devices records 10,000 of them at once.
+/// `by_subject` (one allocation per subject, not two per event), no
+/// allocation for the detail most events do not have, and the subject's
+/// events linked from newest to oldest through `back` (no list per
+/// subject). A restart of a daemon with 10,000 devices records 10,000 of
+/// them at once.
 struct Kept {
     seq: u64,
     at_ms: u64,
     subject: Rc<str>,
     detail: Option<Box<str>>,
+    /// `seq` minus the sequence number of the subject's previous event; 0:
+    /// none (or one more than 4 billion events back, no longer kept).
+    back: u32,
     kind: EventKind,
 }
 
@@ -71,8 +76,9 @@ pub struct History {
     /// in a crash, or unreadable ones). Grown to at most `MAX_EVENTS` + 1
     /// (not to the next power of two: 16,384).
     events: VecDeque<Kept>,
-    /// Sequence numbers of each subject's events, oldest first.
-    by_subject: HashMap<Rc<str>, VecDeque<u64>>,
+    /// The sequence number of each subject's newest event (the older ones
+    /// are linked from it, see `Kept::back`).
+    by_subject: HashMap<Rc<str>, u64>,
     next_seq: u64,
     /// Keys from here to the oldest kept event are on disk and to delete.
     disk_first: u64,
@@ -168,14 +174,16 @@ impl History {
     }
 
     fn insert(&mut self, seq: u64, e: Event) {
-        let subject = match self.by_subject.get_key_value(e.subject.as_str()) {
-            Some((name, _)) => name.clone(),
-            None => Rc::from(e.subject),
+        let (subject, back) = match self.by_subject.get_key_value(e.subject.as_str()) {
+            Some((name, &last)) => (
+                name.clone(),
+                seq.checked_sub(last)
+                    .and_then(|d| u32::try_from(d).ok())
+                    .unwrap_or_default(),
+            ),
+            None => (Rc::from(e.subject), 0),
         };
-        self.by_subject
-            .entry(subject.clone())
-            .or_default()
-            .push_back(seq);
+        self.by_subject.insert(subject.clone(), seq);
         if self.events.len() == self.events.capacity() {
             let room = (self.events.capacity() * 2).clamp(16, MAX_EVENTS + 1);
             self.events
@@ -186,6 +194,7 @@ impl History {
             at_ms: e.at_ms,
             subject,
             detail: (!e.detail.is_empty()).then(|| e.detail.into_boxed_str()),
+            back,
             kind: e.kind,
         });
     }
@@ -194,13 +203,9 @@ impl History {
         let Some(kept) = self.events.pop_front() else {
             return;
         };
-        if let Some(seqs) = self.by_subject.get_mut(&*kept.subject) {
-            if seqs.front() == Some(&kept.seq) {
-                seqs.pop_front();
-            }
-            if seqs.is_empty() {
-                self.by_subject.remove(&*kept.subject);
-            }
+        // Its subject's newest event gone, the subject has none left.
+        if self.by_subject.get(&*kept.subject) == Some(&kept.seq) {
+            self.by_subject.remove(&*kept.subject);
         }
     }
 
@@ -251,6 +256,19 @@ impl History {
         Some(&self.events[i])
     }
 
+    /// The events of `subject` still kept, newest first.
+    fn of_subject<'a>(&'a self, subject: &str) -> impl Iterator<Item = &'a Kept> + 'a {
+        let mut next = self.by_subject.get(subject).and_then(|&seq| self.get(seq));
+        std::iter::from_fn(move || {
+            let k = next?;
+            next = match k.back {
+                0 => None,
+                back => self.get(k.seq - u64::from(back)),
+            };
+            Some(k)
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.events.len()
     }
@@ -269,13 +287,7 @@ impl History {
                 .take(limit)
                 .map(Kept::event)
                 .collect(),
-            Some(s) => self.by_subject.get(s).map_or_else(Vec::new, |seqs| {
-                seqs.iter()
-                    .rev()
-                    .take(limit)
-                    .filter_map(|&seq| self.get(seq).map(Kept::event))
-                    .collect()
-            }),
+            Some(s) => self.of_subject(s).take(limit).map(Kept::event).collect(),
         }
     }
 
@@ -287,10 +299,7 @@ impl History {
             before: None,
             events: Vec::new(),
         };
-        let Some(seqs) = self.by_subject.get(subject) else {
-            return span;
-        };
-        let mut older = seqs.iter().rev().filter_map(|&seq| self.get(seq));
+        let mut older = self.of_subject(subject);
         for k in older.by_ref() {
             if k.at_ms < from_ms {
                 if k.kind.availability().is_some() {
@@ -499,6 +508,38 @@ mod tests {
         assert_eq!(at(h.recent(10, Some(""))), [3]);
         assert!(h.recent(10, Some("zz")).is_empty());
         assert_eq!(at(h.recent(3, None)), [5, 4, 3]);
+    }
+
+    #[test]
+    fn subject_links_survive_gaps_and_evictions() {
+        assert_eq!(std::mem::size_of::<Kept>(), 56);
+        // Stored with gaps in the numbering (events lost in a crash).
+        let mut disk = Disk::default();
+        for (seq, s) in [(3u64, "a"), (4, "b"), (9, "a"), (20, "c"), (21, "a")] {
+            disk.0
+                .insert(key(seq), encode(&ev(DAY + seq, EventKind::Back, s)));
+        }
+        let mut h = disk.load(DAY);
+        let at = |v: Vec<Event>| v.iter().map(|e| e.at_ms - DAY).collect::<Vec<_>>();
+        assert_eq!(at(h.recent(10, Some("a"))), [21, 9, 3]);
+        // Interleaved subjects until the stored ones are evicted: each
+        // subject's list is the full history filtered by it, and a subject
+        // whose events are all gone has no entry left.
+        for i in 0..MAX_EVENTS as u64 {
+            let s = ["a", "d", "e", "d"][i as usize % 4];
+            h.push(ev(DAY + 100 + i, EventKind::Back, s), &mut disk.sink());
+            if i == 2 {
+                assert_eq!(at(h.recent(3, Some("a"))), [100, 21, 9]);
+            }
+        }
+        let all = h.recent(usize::MAX, None);
+        for s in ["a", "b", "c", "d", "e"] {
+            let mine: Vec<Event> = all.iter().filter(|e| e.subject == s).cloned().collect();
+            assert_eq!(h.recent(usize::MAX, Some(s)), mine, "{s}");
+        }
+        assert!(!h.by_subject.contains_key("b") && !h.by_subject.contains_key("c"));
+        assert_eq!(h.by_subject.len(), 3);
+        assert_eq!(h.since("a", 0).events.len(), MAX_EVENTS / 4);
     }
 
     #[test]
