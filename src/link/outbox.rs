@@ -45,6 +45,9 @@ const BUDGET: usize = 1 << 20;
 /// Slots left empty by removals in the middle of the queue beyond which it
 /// is compacted (besides more empty slots than queued messages).
 const MAX_HOLES: usize = 64;
+/// Once empty, a queue that grew beyond this many slots gives its memory
+/// back (a burst of 10,000 announcements must not keep 0.6 MB for ever).
+const KEEP_SLOTS: usize = 1024;
 
 #[derive(Default)]
 pub(crate) struct Outbox {
@@ -152,6 +155,10 @@ impl Outbox {
             self.queue.pop_front();
             self.front_seq += 1;
         }
+        if self.queued == 0 && self.queue.capacity() > KEEP_SLOTS {
+            self.queue = VecDeque::new();
+            self.by_topic = HashMap::new();
+        }
         let holes = self.queue.len() - self.queued;
         if holes > MAX_HOLES.max(self.queued) {
             self.compact();
@@ -162,9 +169,7 @@ impl Outbox {
     /// Renumbers the queued messages without the empty slots between them
     /// (same order, so alerts and repeats keep theirs).
     fn compact(&mut self) {
-        let queue: VecDeque<Option<Pending>> =
-            self.queue.drain(..).filter(Option::is_some).collect();
-        self.queue = queue;
+        self.queue.retain(Option::is_some);
         self.repeats.clear();
         self.alerts.clear();
         for (i, p) in self.queue.iter().flatten().enumerate() {
@@ -346,6 +351,8 @@ mod tests {
             popped[21..].iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(repeats.len(), popped.len() - 21, "one message per topic");
         assert!(o.queue.is_empty() && o.by_topic.is_empty() && o.bytes() == 0);
+        assert!(o.queue.capacity() <= KEEP_SLOTS, "memory given back");
+        assert!(o.by_topic.capacity() <= KEEP_SLOTS);
     }
 
     #[test]
