@@ -1181,11 +1181,6 @@ fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
     )
 }
 
-/// RSS of the daemon with `n` devices (the flood's configuration; one
-/// device: its own), no TLS and an empty database, once idle (from its
-/// third `B/up`): the median of samples every 50 ms over 2 s, as it varies
-/// within each second (the round of hello counts: 1,000 publishes in
-/// flight at once, then given back).
 /// The daemon measured: FLOOD_BIN (another build, to compare two), or
 /// this package's release binary.
 fn daemon_binary() -> std::path::PathBuf {
@@ -1217,10 +1212,16 @@ fn build_without_tls() -> std::path::PathBuf {
     target.join("release/iotmonitor")
 }
 
+/// `idle_rss_of` the daemon measured.
 fn idle_rss(n: usize) -> f64 {
     idle_rss_of(&daemon_binary(), n)
 }
 
+/// RSS of the daemon `bin` with `n` devices (the flood's configuration; one
+/// device: its own), no TLS and an empty database, once idle (from its
+/// third `B/up`): the median of samples every 50 ms over 2 s, as it varies
+/// within each second (the round of hello counts: 1,000 publishes in
+/// flight at once, then given back).
 fn idle_rss_of(bin: &Path, n: usize) -> f64 {
     let broker = Broker::start();
     let config = if n == 1 {

@@ -283,12 +283,7 @@ impl Store {
         }
         self.pending_since.get_or_insert_with(Instant::now);
         // The message's own buffers, moved: no copy, no allocation.
-        match self.pending.get_mut(&topic) {
-            Some(v) => *v = payload,
-            None => {
-                self.pending.insert(topic, payload);
-            }
-        }
+        self.pending.insert(topic, payload);
     }
 
     /// Number of writes waiting for a commit.
