@@ -55,6 +55,15 @@ static void MQTTProtocol_checkPendingWrites(void);
 static void MQTTAsync_freeCommand1(MQTTAsync_queuedCommand *command);
 static void MQTTAsync_freeCommand(MQTTAsync_queuedCommand *command);
 static int MQTTAsync_processCommand(void);
+
+#if !defined(MQTTASYNC_CORK_BATCH)
+/* While more commands are queued, the send thread corks a client's TCP
+   socket before writing a publish, and uncorks it after at most this many
+   commands or when the queue is empty: a burst of small publishes leaves in
+   full segments, not one per publish. 0: no corking. */
+#define MQTTASYNC_CORK_BATCH 64
+#endif
+
 static void MQTTAsync_checkTimeouts(void);
 static int MQTTAsync_completeConnection(MQTTAsyncs* m, Connack* connack);
 static void MQTTAsync_stop(void);
@@ -1223,6 +1232,7 @@ static int MQTTAsync_processCommand(void)
 	MQTTAsync_queuedCommand* command = NULL;
 	ListElement* cur_command = NULL;
 	List* ignored_clients = NULL;
+	int more = 0;
 
 	FUNC_ENTRY;
 	MQTTAsync_lock_mutex(mqttasync_mutex);
@@ -1271,6 +1281,7 @@ static int MQTTAsync_processCommand(void)
 		if (command->command.type == PUBLISH)
 			command->client->noBufferedMessages--;
 		ListDetach(MQTTAsync_commands, command);
+		more = MQTTAsync_commands->count > 0;
 #if !defined(NO_PERSISTENCE)
 		/*printf("outboundmsgs count %d max inflight %d qos %d %d %d\n", command->client->c->outboundMsgs->count, command->client->c->maxInflightMessages,
 				command->command.details.pub.qos, command->client->c->MQTTVersion, command->command.type);*/
@@ -1471,6 +1482,11 @@ static int MQTTAsync_processCommand(void)
 		if (p->MQTTVersion >= MQTTVERSION_5)
 			p->properties = command->command.properties;
 
+#if MQTTASYNC_CORK_BATCH > 0
+		/* more commands are queued: let the kernel send them together */
+		if (more && !command->client->corked && !command->client->unixsock)
+			command->client->corked = Socket_cork(command->client->c->net.socket, 1);
+#endif
 		rc = MQTTProtocol_startPublish(command->client->c, p, command->command.details.pub.qos, command->command.details.pub.retained, &msg);
 
 		if (command->command.details.pub.qos == 0)
@@ -1831,6 +1847,30 @@ exit:
 }
 
 
+#if MQTTASYNC_CORK_BATCH > 0
+/* Uncorks the sockets the send thread corked, so that what it wrote into
+   them since is sent now. */
+static void MQTTAsync_uncorkAll(void)
+{
+	ListElement* current = NULL;
+
+	MQTTAsync_lock_mutex(mqttasync_mutex);
+	while (MQTTAsync_handles && ListNextElement(MQTTAsync_handles, &current))
+	{
+		MQTTAsyncs* m = (MQTTAsyncs*)(current->content);
+
+		if (m->corked)
+		{
+			m->corked = 0;
+			if (m->c && m->c->net.socket != INVALID_SOCKET)
+				Socket_cork(m->c->net.socket, 0);
+		}
+	}
+	MQTTAsync_unlock_mutex(mqttasync_mutex);
+}
+#endif
+
+
 thread_return_type WINAPI MQTTAsync_sendThread(void* n)
 {
 	int timeout = 10; /* first time in we have a small timeout.  Gets things started more quickly */
@@ -1845,6 +1885,9 @@ thread_return_type WINAPI MQTTAsync_sendThread(void* n)
 	{
 		int rc;
 		int command_count = 0;
+#if MQTTASYNC_CORK_BATCH > 0
+		int processed = 0;
+#endif
 
 		MQTTAsync_lock_mutex(mqttcommand_mutex);
 		command_count = MQTTAsync_commands->count;
@@ -1853,10 +1896,18 @@ thread_return_type WINAPI MQTTAsync_sendThread(void* n)
 		{
 			if (MQTTAsync_processCommand() == 0)
 				break;  /* no commands were processed, so go into a wait */
+#if MQTTASYNC_CORK_BATCH > 0
+			if (++processed % MQTTASYNC_CORK_BATCH == 0)
+				MQTTAsync_uncorkAll();
+#endif
 			MQTTAsync_lock_mutex(mqttcommand_mutex);
 			command_count = MQTTAsync_commands->count;
 			MQTTAsync_unlock_mutex(mqttcommand_mutex);
 		}
+#if MQTTASYNC_CORK_BATCH > 0
+		if (processed > 0)
+			MQTTAsync_uncorkAll();
+#endif
 		if ((rc = Thread_wait_evt(send_evt, timeout)) != 0 && rc != ETIMEDOUT)
 			Log(LOG_ERROR, -1, "Error %d waiting for send event", rc);
 		timeout = 1000; /* 1 second for follow on waits */

@@ -146,6 +146,9 @@ typedef struct MQTTAsync_struct
 	MQTTProperties* connectProps;
 	MQTTProperties* willProps;
 
+	/* the send thread corked this client's socket for a batch of publishes */
+	int corked;
+
 } MQTTAsyncs;
 
 typedef struct

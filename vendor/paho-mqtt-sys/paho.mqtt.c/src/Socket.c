@@ -1340,6 +1340,26 @@ for testing purposes only!
 
 
 /**
+ *  Corks (on = 1) or uncorks (on = 0) a TCP socket. While it is corked, the
+ *  kernel queues what is written and sends only full segments; uncorking
+ *  sends the rest at once (Linux: TCP_CORK, which also sends whatever has
+ *  been corked for 200 ms).
+ *  @param socket the socket
+ *  @param on 1 to cork, 0 to uncork
+ *  @return 1 if the socket is now corked, 0 otherwise (uncorked, not a TCP
+ *  socket, or no TCP_CORK on this system)
+ */
+int Socket_cork(SOCKET socket, int on)
+{
+#if defined(TCP_CORK)
+	return setsockopt(socket, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0 && on;
+#else
+	return 0;
+#endif
+}
+
+
+/**
  *  Attempts to write a series of buffers to a socket in *one* system call so that they are
  *  sent as one packet.
  *  @param socket the socket to write to
