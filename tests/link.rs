@@ -559,7 +559,7 @@ fn broker_sockets(port: u16) -> (usize, Vec<i32>) {
 /// written no socket is left corked (the kernel would otherwise hold the
 /// tail of the last burst for up to 200 ms, and any lone publish after it).
 #[test]
-fn bursts_of_publishes_leave_corked_and_the_socket_is_uncorked_after() {
+fn bursts_of_publishes_are_corked_and_no_socket_is_left_corked() {
     const BURST: usize = 2000;
     let broker = Broker::start_with(free_port(), "max_queued_messages 0");
     let cfg = link_config(broker.port, "cork");

@@ -317,6 +317,12 @@ mod tests {
         let mut got = Vec::new();
         let mut max_bytes = 0;
         let deadline = Instant::now() + Duration::from_secs(30);
+        // Nothing released yet: the producer reaches the limit and waits
+        // (a consumer keeping pace from the start may never make it wait).
+        while h.waits() == 0 {
+            assert!(Instant::now() < deadline, "the producer never had to wait");
+            std::thread::yield_now();
+        }
         while got.len() < 1000 {
             assert!(Instant::now() < deadline, "stuck at {}", got.len());
             max_bytes = max_bytes.max(h.bytes());
@@ -328,7 +334,6 @@ mod tests {
             }
         }
         producer.join().unwrap();
-        assert!(h.waits() > 0, "the producer never had to wait");
         let want: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
         assert_eq!(got, want, "every message, in order");
         assert!(
