@@ -308,6 +308,15 @@ fn pass(link: &mut Link, events: &mut Vec<LinkEvent>, burst: usize) {
     link.drain(events, burst, now);
 }
 
+/// Passes of the loop until `link` is connected (30 s at most).
+fn wait_connected(link: &mut Link, events: &mut Vec<LinkEvent>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !link.is_connected() {
+        assert!(Instant::now() < deadline, "never connected");
+        pass(link, events, 256);
+    }
+}
+
 /// A fast QoS 0 publisher (Paho's async client, no waiting per message).
 fn flood(port: u16, topic: &str, n: usize, payload: usize) {
     let cli = mqtt::AsyncClient::new(
@@ -441,11 +450,7 @@ fn a_slow_broker_bounds_the_outbox_and_never_drops_an_alert() {
     let mut link = Link::new(&cfg, presence("t/slow")).unwrap();
     let watcher = Client::connect(broker.port, &["t/slow/expired/#"]);
     let mut events = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !link.is_connected() {
-        assert!(Instant::now() < deadline, "never connected");
-        pass(&mut link, &mut events, 256);
-    }
+    wait_connected(&mut link, &mut events);
     relay.throttle(2000);
     // Loopback TCP buffers megabytes before a slow reader holds the sender
     // back: large alerts get there within seconds.
@@ -566,11 +571,7 @@ fn bursts_of_publishes_are_corked_and_no_socket_is_left_corked() {
     let mut link = Link::new(&cfg, presence("t/cork")).unwrap();
     let watcher = Client::connect(broker.port, &["t/cork/out/#"]);
     let mut events = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !link.is_connected() {
-        assert!(Instant::now() < deadline, "never connected");
-        pass(&mut link, &mut events, 256);
-    }
+    wait_connected(&mut link, &mut events);
     let (mut sent, mut received, mut corked_seen) = (0usize, 0usize, 0usize);
     let mut rounds = 0;
     while corked_seen == 0 && rounds < 50 {
