@@ -64,6 +64,12 @@ static int MQTTAsync_processCommand(void);
 #define MQTTASYNC_CORK_BATCH 64
 #endif
 
+#if MQTTASYNC_CORK_BATCH > 0
+/* Whether the send thread corked a socket since it last uncorked them (it
+   alone uses this). */
+static int send_corked = 0;
+#endif
+
 static void MQTTAsync_checkTimeouts(void);
 static int MQTTAsync_completeConnection(MQTTAsyncs* m, Connack* connack);
 static void MQTTAsync_stop(void);
@@ -1485,7 +1491,10 @@ static int MQTTAsync_processCommand(void)
 #if MQTTASYNC_CORK_BATCH > 0
 		/* more commands are queued: let the kernel send them together */
 		if (more && !command->client->corked && !command->client->unixsock)
+		{
 			command->client->corked = Socket_cork(command->client->c->net.socket, 1);
+			send_corked |= command->client->corked;
+		}
 #endif
 		rc = MQTTProtocol_startPublish(command->client->c, p, command->command.details.pub.qos, command->command.details.pub.retained, &msg);
 
@@ -1854,6 +1863,7 @@ static void MQTTAsync_uncorkAll(void)
 {
 	ListElement* current = NULL;
 
+	send_corked = 0;
 	MQTTAsync_lock_mutex(mqttasync_mutex);
 	while (MQTTAsync_handles && ListNextElement(MQTTAsync_handles, &current))
 	{
@@ -1897,7 +1907,7 @@ thread_return_type WINAPI MQTTAsync_sendThread(void* n)
 			if (MQTTAsync_processCommand() == 0)
 				break;  /* no commands were processed, so go into a wait */
 #if MQTTASYNC_CORK_BATCH > 0
-			if (++processed % MQTTASYNC_CORK_BATCH == 0)
+			if (++processed % MQTTASYNC_CORK_BATCH == 0 && send_corked)
 				MQTTAsync_uncorkAll();
 #endif
 			MQTTAsync_lock_mutex(mqttcommand_mutex);
@@ -1905,7 +1915,7 @@ thread_return_type WINAPI MQTTAsync_sendThread(void* n)
 			MQTTAsync_unlock_mutex(mqttcommand_mutex);
 		}
 #if MQTTASYNC_CORK_BATCH > 0
-		if (processed > 0)
+		if (send_corked)
 			MQTTAsync_uncorkAll();
 #endif
 		if ((rc = Thread_wait_evt(send_evt, timeout)) != 0 && rc != ETIMEDOUT)
