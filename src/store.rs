@@ -60,23 +60,22 @@ const SYNC_STUCK: Duration = Duration::from_secs(10);
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// ... deleting at most this many old history keys.
 const PRUNE_PER_PASS: usize = 64;
-/// LevelDB's memory table is written to a table file at this size (the
-/// library's 4 MiB default costs up to ~8 MB of memory: RSS grew by about
-/// 256 bytes per state write until it flushed). Each table written makes
-/// LevelDB merge its first level with the next one (every stored state)
-/// once four are there, synchronously: during a flood of state updates
-/// that merge is most of the main loop's work, so the table is not made
-/// too small (512 KiB cost 20 % more CPU per message than 2 MiB) ...
+/// LevelDB's memory table is written to a table file when it or its log
+/// reaches this size (the library's 4 MiB default costs up to ~8 MB of
+/// memory). The memory table holds one entry per state topic, the newest
+/// (vendored patch 0005: while no iterator is open, a rewrite overwrites),
+/// so at a few thousand state topics it is the log that fills. Each table
+/// written makes LevelDB merge its first level with the next one (every
+/// stored state) once four are there, synchronously: during a flood of
+/// state updates that merge is much of the main loop's work, so the table
+/// is not made too small (512 KiB cost 20 % more CPU per message than
+/// 2 MiB) ...
 const WRITE_BUFFER: usize = 2 << 20;
 /// ... and is written out after a while when it holds more than this, so
-/// that it does not keep a flood's updates in memory for ever, nor grow
-/// slowly under a steady trickle of states.
+/// that a flood's states do not stay in memory (and in the log, replayed at
+/// each start) for ever.
 const MEMTABLE_KEPT: usize = 256 << 10;
 const MEMTABLE_FLUSH_AFTER: Duration = Duration::from_secs(30);
-/// Bytes the library counts in its memory table per write beyond key and
-/// value: its node (56 bytes with patch 0003), skip links (8 bytes each,
-/// 1.33 on average), sequence number and lengths.
-const MEMTABLE_ENTRY: usize = 80;
 /// Cache of uncompressed table blocks (library default 4 MiB).
 const BLOCK_CACHE: usize = 256 << 10;
 
@@ -155,9 +154,7 @@ pub struct Store {
     /// How long the log sync in progress has been stuck.
     stuck: Option<Duration>,
     housekept: Option<Instant>,
-    /// About what LevelDB's memory table holds (see `MEMTABLE_ENTRY`),
-    /// and when it was last written out.
-    memtable: usize,
+    /// When LevelDB's memory table was last written out by housekeeping.
     memtable_since: Option<Instant>,
     history: History,
     /// The verdicts loaded at open, until `take_verdicts`.
@@ -232,7 +229,6 @@ impl Store {
             sync_failures_seen: 0,
             stuck: None,
             housekept: None,
-            memtable: 0,
             memtable_since: None,
             history: History::load([], 0),
             verdicts: HashMap::new(),
@@ -387,16 +383,11 @@ impl Store {
         sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut batch = WriteBatch::default();
         for (key, value) in sorted {
-            self.memtable += key.len() + value.len() + MEMTABLE_ENTRY;
             if value.is_empty() {
                 batch.delete(key);
             } else {
                 batch.put(key, value);
             }
-        }
-        if self.memtable >= WRITE_BUFFER {
-            // The library starts a new one.
-            self.memtable = 0;
         }
         let db = &mut self.db;
         let result = match quietly(|| db.write(batch, true)) {
@@ -488,11 +479,13 @@ impl Store {
     /// left to the next write to find).
     fn flush_memtable(&mut self, now: Instant) {
         let since = *self.memtable_since.get_or_insert(now);
-        if self.memtable < MEMTABLE_KEPT || now < since + MEMTABLE_FLUSH_AFTER || self.retired {
+        if self.retired
+            || self.db.memtable_size() < MEMTABLE_KEPT
+            || now < since + MEMTABLE_FLUSH_AFTER
+        {
             return;
         }
         self.memtable_since = Some(now);
-        self.memtable = 0;
         let db = &mut self.db;
         // An empty key range: only the memory table is written.
         if let Ok(Err(e)) = quietly(|| db.compact_range(&[META; 4], &[])) {
@@ -1151,6 +1144,46 @@ mod tests {
         s.poll(t0 + MEMTABLE_FLUSH_AFTER + Duration::from_secs(1));
         assert_eq!(tables(), 1, "then written out");
         assert_eq!(s.get(b"a/4242").as_deref(), Some(&value[..]));
+    }
+
+    #[test]
+    fn rewritten_states_keep_one_memory_table_entry_and_a_bounded_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut s = Store::open(&path).unwrap();
+        let now = Instant::now();
+        let mut logs_seen = std::collections::BTreeSet::new();
+        for round in 0..2000 {
+            for topic in 0..50 {
+                s.record(
+                    format!("a/{topic}").into_bytes(),
+                    format!("{round:040}").into_bytes(),
+                );
+            }
+            s.commit(now);
+            for e in std::fs::read_dir(&path).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension() == Some("log".as_ref()) {
+                    let len = std::fs::metadata(&p).unwrap().len();
+                    assert!(
+                        len <= (WRITE_BUFFER + 8192) as u64,
+                        "{}: {len}",
+                        p.display()
+                    );
+                    logs_seen.insert(p);
+                }
+            }
+        }
+        // 100,000 writes, 5 MB of log: new logs, and one entry per topic
+        // in memory (about 100 bytes each).
+        assert!(logs_seen.len() >= 3, "{logs_seen:?}");
+        assert!(s.db.memtable_size() < 50 * 200, "{}", s.db.memtable_size());
+        drop(s);
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(
+            s.get(b"a/7").as_deref(),
+            Some(format!("{:040}", 1999).as_bytes())
+        );
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct DB {
 
     log: Option<LogWriter<BufWriter<Box<dyn Write>>>>,
     log_num: Option<FileNum>,
+    /// Bytes written to the current log: with entries overwritten in the memory table, the log
+    /// can outgrow it, and is bounded by the write buffer size too.
+    log_bytes: usize,
     cache: Shared<TableCache>,
     vset: Shared<VersionSet>,
     snaps: SnapshotList,
@@ -98,6 +101,7 @@ impl DB {
 
             log: None,
             log_num: None,
+            log_bytes: 0,
             cache,
             vset: share(vset),
             snaps: SnapshotList::new(),
@@ -268,7 +272,7 @@ impl DB {
             }
 
             batch.set_contents(&scratch);
-            batch.insert_into_memtable(batch.sequence(), &mut mem);
+            batch.insert_into_memtable(batch.sequence(), &mut mem, true);
 
             let last_seq = batch.sequence() + batch.count() as u64 - 1;
             if last_seq > max_seq {
@@ -292,6 +296,7 @@ impl DB {
             let lw = LogWriter::new_with_off(BufWriter::new(oldfile), oldsize);
             self.log = Some(lw);
             self.log_num = Some(log_num);
+            self.log_bytes = oldsize;
             self.mem = mem;
         } else if mem.len() > 0 {
             // Log is not reused, so write out the accumulated memtable.
@@ -410,13 +415,21 @@ impl DB {
         let log = self.log.as_mut().unwrap();
         let next = self.vset.borrow().last_seq + 1;
 
-        batch.insert_into_memtable(next, &mut self.mem);
-        log.add_record(&batch.encode(next))?;
+        // An iterator holds a snapshot: while none is alive, no reader needs an older entry.
+        batch.insert_into_memtable(next, &mut self.mem, self.snaps.empty());
+        let record = batch.encode(next);
+        self.log_bytes += record.len();
+        log.add_record(&record)?;
         if sync {
             log.flush()?;
         }
         self.vset.borrow_mut().last_seq += entries;
         Ok(())
+    }
+
+    /// The memory table's approximate size in bytes (entries, their keys and values).
+    pub fn memtable_size(&self) -> usize {
+        self.mem.approx_mem_usage()
     }
 
     /// flush makes sure that all pending changes (e.g. from put()) are stored on disk.
@@ -566,8 +579,9 @@ impl DB {
     /// make_room_for_write checks if the memtable has become too large, and triggers a compaction
     /// if it's the case.
     fn make_room_for_write(&mut self, force: bool) -> Result<()> {
-        if !force && self.mem.approx_mem_usage() < self.opt.write_buffer_size || self.mem.len() == 0
-        {
+        let full = self.mem.approx_mem_usage() >= self.opt.write_buffer_size
+            || self.log_bytes >= self.opt.write_buffer_size;
+        if !force && !full || self.mem.len() == 0 {
             Ok(())
         } else {
             // Create new memtable.
@@ -580,6 +594,7 @@ impl DB {
             if let Ok(log) = logf {
                 self.log = Some(LogWriter::new(BufWriter::new(log)));
                 self.log_num = Some(logn);
+                self.log_bytes = 0;
 
                 let mut imm = MemTable::new(self.opt.cmp.clone());
                 mem::swap(&mut imm, &mut self.mem);
@@ -1160,6 +1175,7 @@ mod tests {
     use crate::mem_env::MemEnv;
     use crate::options;
     use crate::test_util::LdbIteratorIter;
+    use crate::types::current_key_val;
     use crate::version::testutil::make_version;
 
     #[test]
@@ -1549,6 +1565,69 @@ mod tests {
 
         // from table.
         assert_eq!(b"val2", db.get(b"cab").unwrap().as_ref());
+    }
+
+    #[test]
+    fn test_db_impl_memtable_overwrites_only_without_snapshot() {
+        let mut db = build_db().0;
+        for i in 0..100 {
+            db.put(b"xyz", format!("v{i}").as_bytes()).unwrap();
+        }
+        assert_eq!(db.mem.len(), 1);
+        assert_eq!(b"v99", db.get(b"xyz").unwrap().as_ref());
+
+        // A snapshot (every iterator takes one) still reads what it saw.
+        let ss = db.get_snapshot();
+        let mut it = db.new_iter().unwrap();
+        db.put(b"xyz", b"after").unwrap();
+        db.delete(b"xyz").unwrap();
+        assert_eq!(db.mem.len(), 3);
+        assert_eq!(b"v99", db.get_at(&ss, b"xyz").unwrap().unwrap().as_ref());
+        assert_eq!(None, db.get(b"xyz"));
+        let mut seen = None;
+        while it.advance() {
+            let (k, v) = current_key_val(&it).unwrap();
+            if k == b"xyz" {
+                seen = Some(v);
+            }
+        }
+        assert_eq!(seen, Some(b"v99".to_vec()));
+
+        // Once the snapshots are gone, the key's newest entry is overwritten again.
+        drop((ss, it));
+        db.put(b"xyz", b"last").unwrap();
+        assert_eq!(db.mem.len(), 3);
+        assert_eq!(b"last", db.get(b"xyz").unwrap().as_ref());
+    }
+
+    #[test]
+    fn test_db_impl_log_bounded_by_write_buffer() {
+        // Rewrites of one key keep the memory table at one entry; the log still starts over
+        // (the table written out) once it holds a write buffer's worth.
+        let mut opt = options::for_test();
+        opt.write_buffer_size = 4096;
+        let mut db = DB::open("db", opt.clone()).unwrap();
+        let first_log = db.log_num;
+        let value = [b'x'; 100];
+        for i in 0..50 {
+            db.put(b"key", &value).unwrap();
+            assert!(
+                db.log_bytes < 4096 + 200,
+                "write {i}: log at {}",
+                db.log_bytes
+            );
+        }
+        assert_ne!(db.log_num, first_log);
+        assert_eq!(db.mem.len(), 1);
+        let tables: usize = (0..NUM_LEVELS)
+            .map(|l| db.current().borrow().num_level_files(l))
+            .sum();
+        assert_eq!(tables, 1);
+        db.put(b"key", b"newest").unwrap();
+        drop(db);
+
+        let mut db = DB::open("db", opt).unwrap();
+        assert_eq!(b"newest", db.get(b"key").unwrap().as_ref());
     }
 
     #[test]

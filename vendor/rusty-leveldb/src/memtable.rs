@@ -1,9 +1,12 @@
 use crate::cmp::{Cmp, MemtableKeyCmp};
-use crate::key_types::{build_memtable_key, parse_internal_key, parse_memtable_key, ValueType};
+use crate::key_types::{
+    build_memtable_key, decode_len, parse_internal_key, parse_memtable_key, ValueType,
+};
 use crate::key_types::{LookupKey, UserKey};
 use crate::skipmap::{SkipMap, SkipMapIter};
 use crate::types::{current_key_val, LdbIterator, SequenceNumber};
 
+use std::cmp::Ordering;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -13,19 +16,17 @@ use integer_encoding::FixedInt;
 /// MemTable uses MemtableKeys internally, that is, it stores key and value in the [Skipmap] key.
 pub struct MemTable {
     map: SkipMap,
+    /// The user's comparator: which entries hold the same key.
+    ucmp: Rc<Box<dyn Cmp>>,
 }
 
 impl MemTable {
     /// Returns a new MemTable.
     /// This wraps opt.cmp inside a MemtableKey-specific comparator.
     pub fn new(cmp: Rc<Box<dyn Cmp>>) -> MemTable {
-        MemTable::new_raw(Rc::new(Box::new(MemtableKeyCmp(cmp))))
-    }
-
-    /// Doesn't wrap the comparator in a MemtableKeyCmp.
-    fn new_raw(cmp: Rc<Box<dyn Cmp>>) -> MemTable {
         MemTable {
-            map: SkipMap::new(cmp),
+            map: SkipMap::new(Rc::new(Box::new(MemtableKeyCmp(cmp.clone())))),
+            ucmp: cmp,
         }
     }
 
@@ -40,6 +41,31 @@ impl MemTable {
     pub fn add(&mut self, seq: SequenceNumber, t: ValueType, key: UserKey<'_>, value: &[u8]) {
         self.map
             .insert(build_memtable_key(key, value, t, seq), Vec::new())
+    }
+
+    /// Like `add`, but an entry already held for the same key takes the new sequence number,
+    /// type and value in place of its own: the table then holds one entry per key, the newest.
+    /// Only for when no snapshot older than `seq` can read this table. Returns whether an entry
+    /// was overwritten.
+    pub fn add_overwriting(
+        &mut self,
+        seq: SequenceNumber,
+        t: ValueType,
+        key: UserKey<'_>,
+        value: &[u8],
+    ) -> bool {
+        let ucmp = self.ucmp.as_ref().as_ref();
+        // A newer entry sorts just before the older ones of its key: the one the new key would
+        // precede is the key's newest, if the table holds the key.
+        let same_key = |held: &[u8]| {
+            let (keylen, keyoff) = decode_len(held).unwrap();
+            ucmp.cmp(&held[keyoff..keyoff + keylen - 8], key) == Ordering::Equal
+        };
+        self.map.insert_or_replace(
+            build_memtable_key(key, value, t, seq),
+            Vec::new(),
+            &same_key,
+        )
     }
 
     /// get returns the value for the given entry and whether the entry is marked as deleted. This
@@ -208,6 +234,53 @@ mod tests {
         assert_eq!(
             mt.iter().next().unwrap().0,
             &[97, 98, 99, 1, 123, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn test_memtable_add_overwriting() {
+        let mut mt = MemTable::new(options::for_test().cmp);
+        assert!(!mt.add_overwriting(1, ValueType::TypeValue, b"abc", b"1"));
+        assert!(!mt.add_overwriting(2, ValueType::TypeValue, b"abd", b"2"));
+        assert!(!mt.add_overwriting(3, ValueType::TypeValue, b"abb", b"3"));
+        assert!(mt.add_overwriting(4, ValueType::TypeValue, b"abc", b"four"));
+        assert!(mt.add_overwriting(5, ValueType::TypeDeletion, b"abd", b""));
+        assert!(mt.add_overwriting(6, ValueType::TypeValue, b"abb", b"6"));
+        assert!(mt.add_overwriting(7, ValueType::TypeValue, b"abb", b"seven"));
+        // A key that is a prefix of a held one is another key.
+        assert!(!mt.add_overwriting(8, ValueType::TypeValue, b"ab", b"8"));
+        assert_eq!(mt.len(), 4);
+
+        assert_eq!(
+            mt.get(&LookupKey::new(b"abc", 10)),
+            (Some(b"four".to_vec().into()), false)
+        );
+        assert_eq!(mt.get(&LookupKey::new(b"abd", 10)), (None, true));
+        assert_eq!(
+            mt.get(&LookupKey::new(b"abb", 10)),
+            (Some(b"seven".to_vec().into()), false)
+        );
+        assert_eq!(
+            mt.get(&LookupKey::new(b"ab", 10)),
+            (Some(b"8".to_vec().into()), false)
+        );
+
+        // One entry per key, in key order, with the newest sequence number and type.
+        let mut it = mt.iter();
+        let mut entries = Vec::new();
+        while it.advance() {
+            let (k, v) = current_key_val(&it).unwrap();
+            let (t, seq, ukey) = parse_internal_key(&k);
+            entries.push((ukey.to_vec(), seq, t == ValueType::TypeValue, v.to_vec()));
+        }
+        assert_eq!(
+            entries,
+            vec![
+                (b"ab".to_vec(), 8, true, b"8".to_vec()),
+                (b"abb".to_vec(), 7, true, b"seven".to_vec()),
+                (b"abc".to_vec(), 4, true, b"four".to_vec()),
+                (b"abd".to_vec(), 5, false, vec![]),
+            ]
         );
     }
 

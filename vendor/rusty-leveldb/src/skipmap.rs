@@ -108,7 +108,21 @@ impl SkipMap {
     /// inserts a key into the table. key may not be empty.
     pub fn insert(&mut self, key: Vec<u8>, val: Vec<u8>) {
         assert!(!key.is_empty());
-        self.map.borrow_mut().insert(key, val);
+        self.map.borrow_mut().insert(key, val, None);
+    }
+
+    /// Like `insert`, but if the entry following the key's place is one that `replaces` says
+    /// the key replaces, that entry takes the new key and value in place (and keeps its place:
+    /// the caller's `replaces` must only accept the key's immediate successor in the order).
+    /// Returns whether an entry was replaced.
+    pub fn insert_or_replace(
+        &mut self,
+        key: Vec<u8>,
+        val: Vec<u8>,
+        replaces: &dyn Fn(&[u8]) -> bool,
+    ) -> bool {
+        assert!(!key.is_empty());
+        self.map.borrow_mut().insert(key, val, Some(replaces))
     }
 
     pub fn iter(&self) -> SkipMapIter {
@@ -218,7 +232,12 @@ impl InnerSkipMap {
         }
     }
 
-    fn insert(&mut self, key: Vec<u8>, val: Vec<u8>) {
+    fn insert(
+        &mut self,
+        key: Vec<u8>,
+        val: Vec<u8>,
+        replaces: Option<&dyn Fn(&[u8]) -> bool>,
+    ) -> bool {
         assert!(!key.is_empty());
 
         // The node before the new one at every level.
@@ -275,6 +294,22 @@ impl InnerSkipMap {
             }
         }
 
+        // The entry after the key's place, replaced in place: its links stay, so the order holds.
+        if let (Some(replaces), Some(next)) = (replaces, unsafe { (*current).skips[0] }) {
+            let node = unsafe { &mut *next };
+            if replaces(&node.key) {
+                self.approx_mem =
+                    self.approx_mem + key.len() + val.len() - node.key.len() - node.value.len();
+                node.key = key.into_boxed_slice();
+                node.value = val.into_boxed_slice();
+                (0..MAX_HEIGHT).for_each(|i| {
+                    self.finger[i] = if i < node.skips.len() { next } else { prevs[i] };
+                });
+                self.last = next;
+                return true;
+            }
+        }
+
         // Construct new node
         let mut new = Box::new(Node {
             skips: vec![None; new_height].into_boxed_slice(),
@@ -308,6 +343,7 @@ impl InnerSkipMap {
         unsafe {
             let _ = (*current).next.replace(new);
         };
+        false
     }
     /// Runs through the skipmap and prints everything including addresses
     fn dbg_print(&self) {
@@ -442,14 +478,21 @@ pub mod tests {
         let mut got = Vec::new();
         while it.advance() {
             let (k, v) = current_key_val(&it).unwrap();
-            assert_eq!(String::from_utf8(k).unwrap(), format!("{:08}", u32::from_be_bytes(v[..].try_into().unwrap())));
+            assert_eq!(
+                String::from_utf8(k).unwrap(),
+                format!("{:08}", u32::from_be_bytes(v[..].try_into().unwrap()))
+            );
             got.push(u32::from_be_bytes(v[..].try_into().unwrap()));
         }
         assert_eq!(got, seen.into_iter().collect::<Vec<_>>());
         for k in order.iter().step_by(7) {
             assert!(skm.contains(format!("{k:08}").as_bytes()));
         }
-        // Every level is a sorted sublist of the one below.
+        assert_levels_sorted(&skm);
+    }
+
+    /// Every level is a sorted sublist of the one below; level 0 holds every entry.
+    fn assert_levels_sorted(skm: &SkipMap) {
         let map = skm.map.borrow();
         let mut below: Vec<Vec<u8>> = Vec::new();
         for level in 0..MAX_HEIGHT {
@@ -462,12 +505,80 @@ pub mod tests {
             }
             assert!(keys.windows(2).all(|w| w[0] < w[1]), "level {level}");
             if level > 0 {
-                assert!(keys.iter().all(|k| below.binary_search(k).is_ok()), "level {level}");
+                assert!(
+                    keys.iter().all(|k| below.binary_search(k).is_ok()),
+                    "level {level}"
+                );
             } else {
                 assert_eq!(keys.len(), skm.len());
             }
             below = keys;
         }
+    }
+
+    #[test]
+    fn test_insert_or_replace_keeps_one_entry_per_key() {
+        // Keys are an 8-digit id then a generation counting down, so a newer generation sorts
+        // just before the older ones of its id, as in a memory table. Ids come in ascending
+        // runs, descending runs and jumps back; each is written over and over.
+        let key = |id: u32, generation: u32| format!("{id:08}{:08}", 99_999_999 - generation);
+        let mut generations = std::collections::BTreeMap::new();
+        let mut skm = SkipMap::new(options::for_test().cmp);
+        let mut x: u32 = 4242;
+        let mut replaced = 0;
+        for run in 0..3000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let start = x % 2000;
+            let ids: Vec<u32> = if run % 3 == 0 {
+                (start..start + 1 + (x >> 8) % 30).rev().collect()
+            } else {
+                (start..start + 1 + (x >> 8) % 30).collect()
+            };
+            for id in ids {
+                let generation = generations.entry(id).and_modify(|g| *g += 1).or_insert(0);
+                let k = key(id, *generation).into_bytes();
+                let prefix = k[..8].to_vec();
+                let value = format!("v{generation}").into_bytes();
+                let same_id = |held: &[u8]| held[..8] == prefix[..];
+                if skm.insert_or_replace(k, value, &same_id) {
+                    replaced += 1;
+                }
+            }
+        }
+        assert_eq!(skm.len(), generations.len());
+        assert_eq!(
+            replaced + skm.len(),
+            generations.values().map(|g| *g as usize + 1).sum()
+        );
+        let mut it = skm.iter();
+        let mut newest = generations.iter();
+        while it.advance() {
+            let (k, v) = current_key_val(&it).unwrap();
+            let (id, generation) = newest.next().unwrap();
+            assert_eq!(k, key(*id, *generation).into_bytes());
+            assert_eq!(v, format!("v{generation}").into_bytes());
+        }
+        assert!(newest.next().is_none());
+        assert_levels_sorted(&skm);
+        // The memory count follows what the entries hold now: the same as a map built from the
+        // newest entries only, but for the links (their heights were drawn independently).
+        let held: usize = generations
+            .iter()
+            .map(|(id, g)| key(*id, *g).len() + format!("v{g}").len())
+            .sum();
+        let map = skm.map.borrow();
+        let mut links = 0;
+        let mut node = map.head.skips[0];
+        while let Some(n) = node {
+            let n = unsafe { &*n };
+            links += n.skips.len();
+            node = n.skips[0];
+        }
+        let fresh = SkipMap::new(options::for_test().cmp).approx_memory();
+        assert_eq!(
+            map.approx_mem,
+            fresh + held + skm.len() * size_of::<Node>() + links * size_of::<Option<*mut Node>>()
+        );
     }
 
     #[test]

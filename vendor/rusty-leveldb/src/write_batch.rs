@@ -93,11 +93,24 @@ impl WriteBatch {
         }
     }
 
-    pub fn insert_into_memtable(&self, mut seq: SequenceNumber, mt: &mut MemTable) {
+    /// Adds the batch's entries to `mt`, from sequence number `seq` on. With `overwrite`
+    /// (no snapshot can read older entries), an entry of the same key already in `mt` is
+    /// overwritten rather than kept beside the new one.
+    pub fn insert_into_memtable(
+        &self,
+        mut seq: SequenceNumber,
+        mt: &mut MemTable,
+        overwrite: bool,
+    ) {
         for (k, v) in self.iter() {
-            match v {
-                Some(v_) => mt.add(seq, ValueType::TypeValue, k, v_),
-                None => mt.add(seq, ValueType::TypeDeletion, k, b""),
+            let (t, v) = match v {
+                Some(v_) => (ValueType::TypeValue, v_),
+                None => (ValueType::TypeDeletion, &b""[..]),
+            };
+            if overwrite {
+                mt.add_overwriting(seq, t, k, v);
+            } else {
+                mt.add(seq, t, k, v);
             }
             seq += 1;
         }
