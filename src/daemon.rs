@@ -242,8 +242,13 @@ impl Daemon {
                         link_wake = never();
                     }
                     self.link.drain(&mut events, MAX_BURST, Instant::now());
+                    // One reading for the burst, taken once all of it had
+                    // arrived: no contact is dated before its message came
+                    // (a deadline never falls early), and no message pays
+                    // for two clock reads.
+                    let now = self.clock.now();
                     for ev in events.drain(..) {
-                        self.on_link_event(ev);
+                        self.on_link_event(ev, now);
                     }
                 }
                 recv(control) -> req => match req {
@@ -334,8 +339,7 @@ impl Daemon {
         }
     }
 
-    fn on_link_event(&mut self, ev: LinkEvent) {
-        let now = self.clock.now();
+    fn on_link_event(&mut self, ev: LinkEvent, now: Now) {
         match ev {
             LinkEvent::Message(msg) => {
                 self.messages += 1;
