@@ -129,8 +129,12 @@ void MQTTAsync_init_rand(void)
 #else
 void MQTTAsync_init_rand(void)
 {
-	START_TIME_TYPE now = MQTTTime_start_clock();
-	srand(now.tv_usec);
+	/* The precise clock (the same seed as MQTTTime_start_clock() gave when
+	   it read CLOCK_MONOTONIC): MQTTTime's may be coarse. */
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	srand(now.tv_nsec / 1000);
 }
 #endif
 

@@ -52,12 +52,26 @@ START_TIME_TYPE MQTTTime_start_clock(void)
 	return start;
 }
 #else
+/* The receive and send threads read the clock for every packet
+   (lastReceived, lastSent, the retry check); every use of it is a timeout
+   or an interval of milliseconds to seconds. Where the system has it, the
+   coarse monotonic clock (a few milliseconds' resolution) is read from
+   memory, several times faster than the precise one.
+   -DMQTTTIME_CLOCK=CLOCK_MONOTONIC restores the precise clock. */
+#if !defined(MQTTTIME_CLOCK)
+#if defined(CLOCK_MONOTONIC_COARSE)
+#define MQTTTIME_CLOCK CLOCK_MONOTONIC_COARSE
+#else
+#define MQTTTIME_CLOCK CLOCK_MONOTONIC
+#endif
+#endif
+
 START_TIME_TYPE MQTTTime_start_clock(void)
 {
 	struct timeval start;
 	struct timespec start_ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &start_ts);
+	clock_gettime(MQTTTIME_CLOCK, &start_ts);
 	start.tv_sec = start_ts.tv_sec;
 	start.tv_usec = start_ts.tv_nsec / 1000;
 	return start;
