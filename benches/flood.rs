@@ -63,6 +63,7 @@ use common::{
     epoch_ms, free_port, mqtt_connect, mqtt_string, publish, varint, workdir, Broker, Client,
     Iotmonitor, Msg,
 };
+use iotmonitor::record::Record;
 use iotmonitor::store::Store;
 
 const BASE: &str = "bench/mon";
@@ -435,7 +436,7 @@ fn seed(path: &Path, n: usize, states: usize) -> Option<String> {
     let mut last: Option<String> = None;
     for k in 0..states {
         let topic = seed_topic(k, n);
-        store.record(topic.clone().into_bytes(), seed_payload(k).into_bytes());
+        store.record(Record::new(topic.as_bytes(), seed_payload(k).as_bytes()));
         if k % 10_000 == 9_999 {
             store.commit(Instant::now());
         }

@@ -347,14 +347,14 @@ impl Daemon {
                     return;
                 }
                 let state = self.monitor.on_message(
-                    &msg.topic,
-                    &msg.payload,
+                    msg.topic(),
+                    msg.payload(),
                     msg.retained,
                     now,
                     &mut self.out,
                 );
                 if state {
-                    self.store.record(msg.topic.into_bytes(), msg.payload);
+                    self.store.record(msg.into_record());
                     self.states_stored += 1;
                 }
                 if !self.out.publishes.is_empty() || !self.out.events.is_empty() {

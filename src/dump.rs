@@ -110,13 +110,14 @@ pub fn escape(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::event::{Event, EventKind};
+    use crate::record::Record;
 
     #[test]
     fn lists_states_only() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("db")).unwrap();
-        store.record(b"home/a".to_vec(), b"on".to_vec());
-        store.record("home/\u{10FFFF}".as_bytes().to_vec(), b"\xff".to_vec());
+        store.record(Record::new(b"home/a", b"on"));
+        store.record(Record::new("home/\u{10FFFF}".as_bytes(), b"\xff"));
         store.put_verdict("a", true);
         store.push_event(Event {
             at_ms: 1,

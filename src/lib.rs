@@ -27,6 +27,7 @@ pub mod monitor;
 pub mod notify;
 pub mod page;
 pub mod procfs;
+pub mod record;
 pub mod routes;
 pub mod status;
 pub mod store;

@@ -22,6 +22,7 @@
 //! reached and at least once a second.
 
 mod disk;
+mod pending;
 mod scan;
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,8 +38,10 @@ use crate::clock::wall_ms;
 use crate::event::{Event, EventKind};
 use crate::filter::Filter;
 use crate::history::{self, History};
+use crate::record::Record;
 
 use disk::{Disk, Generation, Syncer};
+use pending::Pending;
 use scan::LevelIndex;
 
 /// First byte of the daemon's own keys (never in a topic).
@@ -139,7 +142,7 @@ pub struct Store {
     retired: bool,
     /// Writes not committed yet, latest per key (empty = delete): a topic
     /// updated many times between two commits is written once.
-    pending: HashMap<Vec<u8>, Vec<u8>>,
+    pending: Pending,
     /// When the first pending write came.
     pending_since: Option<Instant>,
     backoff: Backoff,
@@ -218,7 +221,7 @@ impl Store {
             disk,
             generation,
             retired: false,
-            pending: HashMap::new(),
+            pending: Pending::default(),
             pending_since: None,
             backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
             retry_at: None,
@@ -266,20 +269,20 @@ impl Store {
         Ok(())
     }
 
-    fn write(&mut self, key: Vec<u8>, value: Vec<u8>) {
+    fn write(&mut self, key: &[u8], value: &[u8]) {
         self.pending_since.get_or_insert_with(Instant::now);
-        self.pending.insert(key, value);
+        self.pending.insert(Record::new(key, value));
     }
 
-    /// Records a state; an empty payload deletes it. Readers see it at
-    /// once, the disk at the next commit.
-    pub fn record(&mut self, topic: Vec<u8>, payload: Vec<u8>) {
-        if topic.first() == Some(&META) {
+    /// Records a state (key = topic, value = payload); an empty payload
+    /// deletes it. Readers see it at once, the disk at the next commit.
+    pub fn record(&mut self, state: Record) {
+        if state.key().first() == Some(&META) {
             return; // not a topic: UTF-8 never holds 0xFF
         }
         self.pending_since.get_or_insert_with(Instant::now);
-        // The message's own buffers, moved: no copy, no allocation.
-        self.pending.insert(topic, payload);
+        // The message's own allocation, moved: no copy.
+        self.pending.insert(state);
     }
 
     /// Number of writes waiting for a commit.
@@ -291,7 +294,7 @@ impl Store {
     pub fn push_event(&mut self, event: Event) {
         let (history, pending) = (&mut self.history, &mut self.pending);
         history.push(event, &mut |k, v| {
-            pending.insert(k, v);
+            pending.insert(Record::new(&k, &v));
         });
         self.pending_since.get_or_insert_with(Instant::now);
     }
@@ -303,12 +306,12 @@ impl Store {
     /// Saves a device's last announced availability.
     pub fn put_verdict(&mut self, name: &str, online: bool) {
         let value = if online { b"1" } else { b"0" };
-        self.write(verdict_key(name), value.to_vec());
+        self.write(&verdict_key(name), value);
     }
 
     /// Forgets the verdict of a device (removed from the configuration).
     pub fn forget_verdict(&mut self, name: &str) {
-        self.write(verdict_key(name), Vec::new());
+        self.write(&verdict_key(name), b"");
     }
 
     /// The verdicts saved by the last run (device name → online), handed
@@ -345,7 +348,7 @@ impl Store {
             let (history, pending) = (&mut self.history, &mut self.pending);
             let before = pending.len();
             history.prune(wall_ms(), PRUNE_PER_PASS, &mut |k, v| {
-                pending.insert(k, v);
+                pending.insert(Record::new(&k, &v));
             });
             if self.pending.len() > before {
                 self.pending_since.get_or_insert(now);
@@ -379,7 +382,7 @@ impl Store {
         }
         // In key order: LevelDB's memory table (patch 0004) then searches
         // each key from the one before rather than from its start.
-        let mut sorted: Vec<(&Vec<u8>, &Vec<u8>)> = self.pending.iter().collect();
+        let mut sorted: Vec<(&[u8], &[u8])> = self.pending.iter().collect();
         sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut batch = WriteBatch::default();
         for (key, value) in sorted {
@@ -405,17 +408,14 @@ impl Store {
         }
         let building = self.building.as_mut().map(|(index, _)| index);
         for index in self.index.iter_mut().chain(building) {
-            for (key, value) in &self.pending {
+            for (key, value) in self.pending.iter() {
                 if !value.is_empty() && key.first() != Some(&META) {
                     index.add(key);
                 }
             }
         }
-        self.pending.clear();
-        if self.pending.capacity() > MAX_BATCH {
-            // After an outage or a flood, give the memory back.
-            self.pending = HashMap::new();
-        }
+        // After an outage or a flood, give the memory back.
+        self.pending.clear(MAX_BATCH);
         self.pending_since = None;
         if self.syncer.is_none() {
             match Syncer::spawn(&self.disk) {
@@ -549,8 +549,8 @@ impl Store {
     #[cfg(test)]
     pub fn get(&mut self, topic: &[u8]) -> Option<Vec<u8>> {
         match self.pending.get(topic) {
-            Some(v) if v.is_empty() => None,
-            Some(v) => Some(v.clone()),
+            Some([]) => None,
+            Some(v) => Some(v.to_vec()),
             None => self.db.get(topic).map(|v| v.to_vec()),
         }
     }
@@ -595,7 +595,7 @@ impl Store {
                 found.insert(k.to_vec(), v.to_vec());
             });
         }
-        for (k, v) in &self.pending {
+        for (k, v) in self.pending.iter() {
             let Ok(topic) = std::str::from_utf8(k) else {
                 continue;
             };
@@ -603,7 +603,7 @@ impl Store {
                 if v.is_empty() {
                     found.remove(k);
                 } else {
-                    found.insert(k.clone(), v.clone());
+                    found.insert(k.to_vec(), v.to_vec());
                 }
             }
         }
@@ -668,12 +668,8 @@ impl Store {
         let wanted = |k: &[u8]| {
             k.first() != Some(&META) && k.starts_with(prefix) && after.is_none_or(|a| k > a)
         };
-        let mut pending: Vec<(&[u8], &[u8])> = self
-            .pending
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
-            .filter(|(k, _)| wanted(k))
-            .collect();
+        let mut pending: Vec<(&[u8], &[u8])> =
+            self.pending.iter().filter(|(k, _)| wanted(k)).collect();
         pending.sort_unstable();
         let mut pending = pending.into_iter().peekable();
         let mut it = self
@@ -835,10 +831,10 @@ mod tests {
         let mut s = Store::open(&path).unwrap();
         let payload = [b'x'; 200];
         for i in 0..80_000u32 {
-            s.record(
-                format!("home/d{}/state", i % 4).into_bytes(),
-                payload.to_vec(),
-            );
+            s.record(Record::new(
+                format!("home/d{}/state", i % 4).as_bytes(),
+                &payload,
+            ));
             s.commit(Instant::now());
             if i % 1000 == 0 {
                 s.for_each_with_prefix(b"home/d0", |_, _| {}).unwrap();
@@ -860,8 +856,8 @@ mod tests {
         let disk = SmallDisk::mount(1 << 20);
         let path = disk.path().join("db");
         let mut s = Store::open(&path).unwrap();
-        s.record(b"a/before".to_vec(), b"1".to_vec());
-        s.record(b"a/gone".to_vec(), b"x".to_vec());
+        s.record(Record::new(b"a/before", b"1"));
+        s.record(Record::new(b"a/gone", b"x"));
         let t0 = Instant::now();
         s.commit(t0);
         assert!(s.is_healthy());
@@ -869,9 +865,9 @@ mod tests {
 
         let big = vec![b'p'; 8192];
         for i in 0..8 {
-            s.record(format!("a/during{i}").into_bytes(), big.to_vec());
+            s.record(Record::new(format!("a/during{i}").as_bytes(), &big));
         }
-        s.record(b"a/gone".to_vec(), b"".to_vec());
+        s.record(Record::new(b"a/gone", b""));
         s.commit(t0);
         let h = s.health();
         assert!(!h.healthy);
@@ -895,7 +891,7 @@ mod tests {
         assert_eq!(replayed, 1);
 
         // Back-off: nothing is tried before the retry time, then 1 s, 2 s.
-        s.record(b"a/during0".to_vec(), b"latest".to_vec());
+        s.record(Record::new(b"a/during0", b"latest"));
         s.commit(t0 + Duration::from_millis(500));
         assert_eq!(s.health().failures, 1);
         assert_eq!(s.due(), Some(t0 + Duration::from_secs(1)));
@@ -933,8 +929,8 @@ mod tests {
         let path = dir.path().join("db");
         {
             let mut s = Store::open(&path).unwrap();
-            s.record("zz/\u{10FFFF}".as_bytes().to_vec(), b"last state".to_vec());
-            s.record(b"a/1".to_vec(), b"x".to_vec());
+            s.record(Record::new("zz/\u{10FFFF}".as_bytes(), b"last state"));
+            s.record(Record::new(b"a/1", b"x"));
             s.put_verdict("esp", false);
             s.put_verdict("led", true);
             s.put_verdict("gone", true);
@@ -991,13 +987,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("db")).unwrap();
         for k in ["a/1", "a/3", "a/5", "b/1"] {
-            s.record(k.as_bytes().to_vec(), b"old".to_vec());
+            s.record(Record::new(k.as_bytes(), b"old"));
         }
         s.commit(Instant::now());
-        s.record(b"a/0".to_vec(), b"new".to_vec());
-        s.record(b"a/3".to_vec(), b"new".to_vec());
-        s.record(b"a/5".to_vec(), b"".to_vec());
-        s.record(b"a/6".to_vec(), b"new".to_vec());
+        s.record(Record::new(b"a/0", b"new"));
+        s.record(Record::new(b"a/3", b"new"));
+        s.record(Record::new(b"a/5", b""));
+        s.record(Record::new(b"a/6", b"new"));
         let mut seen = Vec::new();
         s.for_each_with_prefix(b"a/", |k, v| {
             seen.push(format!(
@@ -1031,14 +1027,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("db")).unwrap();
         assert_eq!(s.due(), None);
-        s.record(b"k".to_vec(), b"v".to_vec());
+        s.record(Record::new(b"k", b"v"));
         let due = s.due().unwrap();
         s.poll(due - Duration::from_millis(1));
         assert_eq!(s.pending(), 1);
         s.poll(due);
         assert_eq!((s.pending(), s.due()), (0, None));
         for i in 0..MAX_BATCH {
-            s.record(format!("k{i}").into_bytes(), b"v".to_vec());
+            s.record(Record::new(format!("k{i}").as_bytes(), b"v"));
         }
         let now = Instant::now();
         assert!(s.due().unwrap() <= now);
@@ -1050,7 +1046,7 @@ mod tests {
     fn a_commit_is_synced_within_a_second() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("db")).unwrap();
-        s.record(b"k".to_vec(), b"v".to_vec());
+        s.record(Record::new(b"k", b"v"));
         let start = Instant::now();
         s.commit(start);
         while s.health().syncs == 0 {
@@ -1070,10 +1066,10 @@ mod tests {
         let mut s = Store::open(&dir.path().join("db")).unwrap();
         for d in 0..10_000 {
             for k in 0..10 {
-                s.record(
-                    format!("site{d}/dev{d}/state/s{k}").into_bytes(),
-                    b"v".to_vec(),
-                );
+                s.record(Record::new(
+                    format!("site{d}/dev{d}/state/s{k}").as_bytes(),
+                    b"v",
+                ));
             }
         }
         s.commit(Instant::now());
@@ -1083,9 +1079,9 @@ mod tests {
         assert_eq!(found, 10);
         assert!(moves < 30, "{moves} iterator moves");
         // The index follows the commits made after it was built.
-        s.record(b"elsewhere/dev4242/state/new".to_vec(), b"v".to_vec());
+        s.record(Record::new(b"elsewhere/dev4242/state/new", b"v"));
         s.commit(Instant::now());
-        s.record(b"pending/dev4242/state/new".to_vec(), b"v".to_vec());
+        s.record(Record::new(b"pending/dev4242/state/new", b"v"));
         let mut found = Vec::new();
         let moves = s
             .for_each_state(&filters, |t, _| found.push(t.to_string()))
@@ -1100,7 +1096,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("db")).unwrap();
         for d in 0..300 {
-            s.record(format!("site{d}/dev{d}/state").into_bytes(), b"v".to_vec());
+            s.record(Record::new(
+                format!("site{d}/dev{d}/state").as_bytes(),
+                b"v",
+            ));
         }
         s.commit(Instant::now());
         let filters = [Filter::parse("+/dev42/#").unwrap()];
@@ -1108,7 +1107,7 @@ mod tests {
         // A scan meanwhile does not wait for the index, nor build its own.
         let moves = s.for_each_state(&filters, |_, _| {}).unwrap();
         assert!(moves > 300, "{moves}");
-        s.record(b"early/dev42/x".to_vec(), b"v".to_vec());
+        s.record(Record::new(b"early/dev42/x", b"v"));
         s.commit(Instant::now());
         while let Some(k) = cursor {
             cursor = s.scan_after(Some(&k), 100, |_, _| {}).unwrap();
@@ -1136,7 +1135,7 @@ mod tests {
         s.poll(t0);
         let value = [b'v'; 40];
         for i in 0..5000 {
-            s.record(format!("a/{i}").into_bytes(), value.to_vec());
+            s.record(Record::new(format!("a/{i}").as_bytes(), &value));
         }
         s.commit(t0);
         s.poll(t0 + Duration::from_secs(2));
@@ -1155,10 +1154,10 @@ mod tests {
         let mut logs_seen = std::collections::BTreeSet::new();
         for round in 0..2000 {
             for topic in 0..50 {
-                s.record(
-                    format!("a/{topic}").into_bytes(),
-                    format!("{round:040}").into_bytes(),
-                );
+                s.record(Record::new(
+                    format!("a/{topic}").as_bytes(),
+                    format!("{round:040}").as_bytes(),
+                ));
             }
             s.commit(now);
             for e in std::fs::read_dir(&path).unwrap() {
@@ -1190,11 +1189,11 @@ mod tests {
     fn latest_wins_and_empty_deletes() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("db")).unwrap();
-        s.record(b"a/1".to_vec(), b"x".to_vec());
-        s.record(b"a/1".to_vec(), b"y".to_vec());
-        s.record(b"a/2".to_vec(), b"z".to_vec());
+        s.record(Record::new(b"a/1", b"x"));
+        s.record(Record::new(b"a/1", b"y"));
+        s.record(Record::new(b"a/2", b"z"));
         s.commit(Instant::now());
-        s.record(b"a/2".to_vec(), b"".to_vec());
+        s.record(Record::new(b"a/2", b""));
         s.commit(Instant::now());
         assert_eq!(all(&mut s), [("a/1".into(), "y".into())]);
         assert_eq!(s.get(b"a/1").as_deref(), Some(&b"y"[..]));
@@ -1205,7 +1204,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("db")).unwrap();
         for k in ["a", "b/1", "b/2", "b0", "c"] {
-            s.record(k.as_bytes().to_vec(), b"v".to_vec());
+            s.record(Record::new(k.as_bytes(), b"v"));
         }
         s.commit(Instant::now());
         let mut keys = Vec::new();
@@ -1219,7 +1218,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("db")).unwrap();
         for i in 0..25 {
-            s.record(format!("k{i:02}").into_bytes(), b"v".to_vec());
+            s.record(Record::new(format!("k{i:02}").as_bytes(), b"v"));
         }
         s.commit(Instant::now());
         let mut seen = Vec::new();
@@ -1247,7 +1246,7 @@ mod tests {
         let payload: Vec<u8> = (0..=255u8).cycle().take(256 * 1024).collect();
         {
             let mut s = Store::open(&path).unwrap();
-            s.record(b"bin/\xff\x00".to_vec(), payload.to_vec());
+            s.record(Record::new(b"bin/\xff\x00", &payload));
             s.close().unwrap();
         }
         let mut s = Store::open(&path).unwrap();
@@ -1260,7 +1259,7 @@ mod tests {
         let path = dir.path().join("db");
         {
             let mut s = Store::open(&path).unwrap();
-            s.record(b"k".to_vec(), b"v".to_vec());
+            s.record(Record::new(b"k", b"v"));
             s.commit(Instant::now());
             // Simulate a crash: the lock is released but nothing is closed.
             std::mem::forget(s);
@@ -1295,7 +1294,7 @@ mod tests {
         let path = dir.path().join("db");
         {
             let mut s = Store::open(&path).unwrap();
-            s.record(b"k".to_vec(), b"v".to_vec());
+            s.record(Record::new(b"k", b"v"));
             s.close().unwrap();
         }
         for e in std::fs::read_dir(&path).unwrap() {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use iotmonitor::config::{MqttConfig, Tls};
-use iotmonitor::link::{Incoming, Limits, Link, LinkEvent, Presence};
+use iotmonitor::link::{Limits, Link, LinkEvent, Presence};
 use iotmonitor::monitor::Class;
 use paho_mqtt as mqtt;
 
@@ -389,14 +389,14 @@ fn a_flood_while_the_main_loop_publishes_never_deadlocks_nor_loses_a_message() {
                     link.subscribe_all();
                     subscribed = true;
                 }
-                LinkEvent::Message(Incoming { payload, .. }) if payload == b"ready" => {
+                LinkEvent::Message(m) if m.payload() == b"ready" => {
                     if flooder.is_none() {
                         let port = broker.port;
                         flooder = Some(std::thread::spawn(move || flood(port, "t/flood", N, 100)));
                     }
                 }
-                LinkEvent::Message(Incoming { payload, .. }) => {
-                    let text = String::from_utf8(payload).unwrap();
+                LinkEvent::Message(m) => {
+                    let text = std::str::from_utf8(m.payload()).unwrap();
                     let i: usize = text.split(' ').next().unwrap().parse().unwrap();
                     assert_eq!(i, next, "message lost or out of order");
                     next += 1;

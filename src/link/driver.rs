@@ -227,7 +227,8 @@ impl Driver {
                 }
                 Err(e) => {
                     let failure = Failure::Other(format!("{e:#}"));
-                    self.handoff.report(Report::ConnectFailed(failure));
+                    self.handoff
+                        .report(Report::ConnectFailed(Box::new(failure)));
                     return;
                 }
             }
@@ -392,7 +393,8 @@ impl Driver {
             (Awaited::Subscribe(filters), result) => {
                 let refused = refused(&filters, self.version, result);
                 if !refused.is_empty() {
-                    self.handoff.report(Report::Refused(refused));
+                    self.handoff
+                        .report(Report::Refused(refused.into_boxed_slice()));
                 }
             }
         }
@@ -400,12 +402,14 @@ impl Driver {
 
     fn connect_failed(&self, e: &mqtt::Error) {
         if let Some(failure) = classify(e, CONNECT_TIMEOUT) {
-            self.handoff.report(Report::ConnectFailed(failure));
+            self.handoff
+                .report(Report::ConnectFailed(Box::new(failure)));
             return;
         }
         let Some(server) = Server::parse(&self.cfg.server_address) else {
             let failure = Failure::Other(e.to_string());
-            self.handoff.report(Report::ConnectFailed(failure));
+            self.handoff
+                .report(Report::ConnectFailed(Box::new(failure)));
             return;
         };
         // Finding out why blocks (DNS, TCP connect): on a thread of its own.
@@ -414,11 +418,13 @@ impl Driver {
             .name("mqtt-diagnose".into())
             .spawn(move || {
                 let failure = diagnose(&server, CONNECT_TIMEOUT);
-                handoff.report(Report::ConnectFailed(failure));
+                handoff.report(Report::ConnectFailed(Box::new(failure)));
             });
         if spawned.is_err() {
             self.handoff
-                .report(Report::ConnectFailed(Failure::Other(e.to_string())));
+                .report(Report::ConnectFailed(Box::new(Failure::Other(
+                    e.to_string(),
+                ))));
         }
     }
 
@@ -517,11 +523,7 @@ fn build(
     // it never waits (the receive gate does, see the module doc).
     client.set_message_callback(move |_, msg| {
         if let Some(msg) = msg {
-            h.message(Incoming {
-                topic: msg.topic().to_string(),
-                payload: msg.payload().to_vec(),
-                retained: msg.retained(),
-            });
+            h.message(Incoming::new(msg.topic(), msg.payload(), msg.retained()));
         }
     });
 

@@ -110,14 +110,50 @@ use subscriptions::{chunks, Subscriptions};
 use window::Window;
 
 use crate::monitor::Class;
+use crate::record::Record;
 
-/// A message received from the broker.
+/// A message received from the broker: its topic and payload in one
+/// allocation (a [`Record`], handed to the store as it is when the message
+/// is a state). 24 bytes, so that the hand-off's queue blocks stay under
+/// glibc's large-request size (see `handoff.rs`).
 #[derive(Debug, Clone)]
 pub struct Incoming {
-    pub topic: String,
-    pub payload: Vec<u8>,
+    /// Key: the topic (UTF-8, checked by Paho), value: the payload.
+    record: Record,
     /// Set by the broker on retained messages sent at subscribe time.
     pub retained: bool,
+}
+
+impl Incoming {
+    pub fn new(topic: &str, payload: &[u8], retained: bool) -> Incoming {
+        Incoming {
+            record: Record::new(topic.as_bytes(), payload),
+            retained,
+        }
+    }
+
+    pub fn topic(&self) -> &str {
+        // The key was a `&str` (`new`): only the payload may be any bytes.
+        std::str::from_utf8(self.record.key()).unwrap_or_default()
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        self.record.value()
+    }
+
+    /// Topic and payload together, in bytes.
+    pub fn len(&self) -> usize {
+        self.record.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.record.is_empty()
+    }
+
+    /// The record to store: key = topic, value = payload.
+    pub fn into_record(self) -> Record {
+        self.record
+    }
 }
 
 /// What the main loop hears from the link.
@@ -369,9 +405,15 @@ impl Link {
             };
             got = true;
             match report {
-                Report::Message(m) if self.presence.owner.as_deref() == Some(m.topic.as_str()) => {
+                Report::Message(m)
+                    if self
+                        .presence
+                        .owner
+                        .as_deref()
+                        .is_some_and(|o| o == m.topic()) =>
+                {
                     handed += handoff::cost(&m);
-                    if let Some(newer) = self.owner_token(&m.payload) {
+                    if let Some(newer) = self.owner_token(m.payload()) {
                         out.push(LinkEvent::TakenOver { newer });
                     }
                 }
@@ -390,7 +432,7 @@ impl Link {
                         out.push(LinkEvent::Lost);
                     }
                 }
-                Report::ConnectFailed(f) => self.on_connect_failed(f, now),
+                Report::ConnectFailed(f) => self.on_connect_failed(*f, now),
                 Report::Refused(refused) => {
                     let list: Vec<String> = refused
                         .iter()
@@ -402,7 +444,7 @@ impl Link {
                         list.join(", ")
                     );
                     out.push(LinkEvent::SubscriptionsRefused(
-                        refused.into_iter().map(|(f, _)| f).collect(),
+                        refused.into_vec().into_iter().map(|(f, _)| f).collect(),
                     ));
                 }
             }
@@ -654,7 +696,7 @@ impl Link {
     /// Is this incoming message the broker's copy of one of our publishes
     /// (only possible without MQTT 5)?
     pub fn is_echo(&mut self, msg: &Incoming) -> bool {
-        self.version != V5 && self.echoes.is_echo(&msg.topic, &msg.payload)
+        self.version != V5 && self.echoes.is_echo(msg.topic(), msg.payload())
     }
 
     /// Once a second: forgets publishes the broker never echoed.
@@ -709,5 +751,21 @@ mod tests {
             // And the broker does not publish the will after a mere blip.
             assert!(1.5 * announced >= 0.5 * k as f64 - 1.0, "keepAlive {k}");
         }
+    }
+
+    #[test]
+    fn a_message_keeps_its_topic_and_payload_apart_and_moves_into_the_store_whole() {
+        let m = Incoming::new("home/d1/state/\u{e9}", b"\xff\x00on", true);
+        assert_eq!(m.topic(), "home/d1/state/\u{e9}");
+        assert_eq!(m.payload(), b"\xff\x00on");
+        assert!(m.retained);
+        assert_eq!(m.len(), "home/d1/state/\u{e9}".len() + 4);
+        let r = m.into_record();
+        assert_eq!(
+            (r.key(), r.value()),
+            ("home/d1/state/\u{e9}".as_bytes(), &b"\xff\x00on"[..])
+        );
+        let empty = Incoming::new("t", b"", false);
+        assert_eq!((empty.topic(), empty.payload()), ("t", &b""[..]));
     }
 }
