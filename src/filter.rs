@@ -25,7 +25,11 @@ pub enum FilterError {
     WildcardNotWholeLevel,
     NulCharacter,
     WildcardInTopic,
+    TooLong,
 }
+
+/// MQTT's limit on a topic or a filter, in bytes.
+pub const MAX_TOPIC_BYTES: usize = 65_535;
 
 impl fmt::Display for FilterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -35,6 +39,7 @@ impl fmt::Display for FilterError {
             FilterError::WildcardNotWholeLevel => "'+' and '#' must be a whole level",
             FilterError::NulCharacter => "topic contains a NUL character",
             FilterError::WildcardInTopic => "a topic (not a filter) cannot contain '+' or '#'",
+            FilterError::TooLong => "longer than MQTT's 65,535 bytes",
         })
     }
 }
@@ -47,6 +52,9 @@ impl Filter {
         }
         if text.contains('\0') {
             return Err(FilterError::NulCharacter);
+        }
+        if text.len() > MAX_TOPIC_BYTES - 2 {
+            return Err(FilterError::TooLong); // with the `/#` added below
         }
         let mut wildcard = false;
         let mut levels = text.split('/').peekable();
@@ -147,6 +155,8 @@ pub fn validate_topic(text: &str) -> Result<(), FilterError> {
         Err(FilterError::NulCharacter)
     } else if text.contains(['+', '#']) {
         Err(FilterError::WildcardInTopic)
+    } else if text.len() > MAX_TOPIC_BYTES {
+        Err(FilterError::TooLong)
     } else {
         Ok(())
     }
@@ -178,14 +188,50 @@ impl Node {
     };
 }
 
-/// A literal child, `parent` --label--> `child`; the label is a range of
-/// the index's label text.
+/// A literal child, `parent` --label--> `child`; the label is its `key`.
 #[derive(Debug, Clone, Copy)]
 struct Edge {
     parent: u32,
     child: u32,
-    label: u32,
-    len: u32,
+    key: u64,
+}
+
+/// The top byte of the key of a label longer than [`SHORT`] bytes.
+const LONG: u64 = 0xFF;
+/// Labels of at most this many bytes are held in their edge's key.
+const SHORT: usize = 7;
+
+/// Up to 8 bytes as a little-endian word, zero-padded, with two loads at
+/// most (no copy loop, no `memcpy` call).
+fn word(b: &[u8]) -> u64 {
+    let n = b.len();
+    match n {
+        0 => 0,
+        1..=3 => {
+            u64::from(b[0])
+                | u64::from(b[n / 2]) << (8 * (n / 2))
+                | u64::from(b[n - 1]) << (8 * (n - 1))
+        }
+        4..=7 => {
+            let lo = u32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+            let hi = u32::from_le_bytes(b[n - 4..].try_into().expect("4 bytes"));
+            u64::from(lo) | u64::from(hi) << (8 * (n - 4))
+        }
+        _ => u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+    }
+}
+
+/// The key of a short label: its bytes and, in the top byte, its length
+/// (1 to 7, never `LONG`): equal keys, equal labels. A lookup compares one
+/// word and never reads the label text.
+fn short_key(label: &[u8]) -> Option<u64> {
+    (label.len() <= SHORT).then(|| word(label) | (label.len() as u64) << 56)
+}
+
+/// The key of a long label: `LONG`, its length (24 bits: a topic has at
+/// most 65,535 bytes) and its position in the label text.
+fn long_key(at: u32, len: usize) -> u64 {
+    LONG << 56 | (len as u64) << 32 | u64::from(at)
 }
 
 /// A trie of filters. Matching walks the topic's levels once, following the
@@ -196,8 +242,9 @@ struct Edge {
 /// Compact: a node is three `u32`s; the literal children of all nodes are
 /// in one open-addressing table keyed by (parent, level) under a fast
 /// non-cryptographic hash (only configured levels are ever inserted, so
-/// topics from the network cannot lengthen its probes); each distinct
-/// level name is stored once, in one string; values are linked lists in
+/// topics from the network cannot lengthen its probes); a level name of at
+/// most 7 bytes is held in its edge, each distinct longer one is stored
+/// once, in one string; values are linked lists in
 /// one array. A device's watch, state and hello topics take about 150
 /// bytes (a hash map per node took about a kilobyte).
 #[derive(Debug)]
@@ -241,9 +288,7 @@ fn hash(seed: u32, bytes: &[u8]) -> usize {
     for c in &mut chunks {
         h = mix(h, u64::from_le_bytes(c.try_into().expect("8 bytes")));
     }
-    let mut tail = [0u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    h = mix(mix(h, u64::from_le_bytes(tail)), bytes.len() as u64);
+    h = mix(mix(h, word(chunks.remainder())), bytes.len() as u64);
     // The high bits are the best mixed.
     (h >> 32) as usize
 }
@@ -267,6 +312,16 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
         &self.labels.as_bytes()[at as usize..(at + len) as usize]
     }
 
+    /// The label of an edge's key (a short one is copied into `buf`).
+    fn label<'a>(&'a self, key: u64, buf: &'a mut [u8; 8]) -> &'a [u8] {
+        if key >> 56 == LONG {
+            self.text(key as u32, (key >> 32) as u32 & 0xFF_FFFF)
+        } else {
+            *buf = key.to_le_bytes();
+            &buf[..(key >> 56) as usize]
+        }
+    }
+
     /// The literal child of `parent` named `label`.
     #[inline]
     fn child(&self, parent: u32, label: &str) -> Option<u32> {
@@ -274,6 +329,7 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
             return None;
         }
         let label = label.as_bytes();
+        let short = short_key(label);
         let mask = self.slots.len() - 1;
         let mut at = hash(parent, label) & mask;
         loop {
@@ -283,8 +339,10 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
             }
             let e = &self.edges[slot as usize];
             if e.parent == parent
-                && e.len as usize == label.len()
-                && self.text(e.label, e.len) == label
+                && match short {
+                    Some(key) => e.key == key,
+                    None => e.key >> 56 == LONG && self.label(e.key, &mut [0; 8]) == label,
+                }
             {
                 return Some(e.child);
             }
@@ -331,7 +389,7 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
             let mut slots = vec![NONE; table_len(self.edges.len())];
             let mask = slots.len() - 1;
             for (i, e) in self.edges.iter().enumerate() {
-                let mut at = hash(e.parent, self.text(e.label, e.len)) & mask;
+                let mut at = hash(e.parent, self.label(e.key, &mut [0; 8])) & mask;
                 while slots[at] != NONE {
                     at = (at + 1) & mask;
                 }
@@ -342,19 +400,15 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
         self.nodes.push(Node::EMPTY);
         let child = (self.nodes.len() - 1) as u32;
         self.nodes[parent as usize].literal = true;
-        let label_at = self.intern(label);
+        let key = short_key(label.as_bytes())
+            .unwrap_or_else(|| long_key(self.intern(label), label.len()));
         let mask = self.slots.len() - 1;
         let mut at = hash(parent, label.as_bytes()) & mask;
         while self.slots[at] != NONE {
             at = (at + 1) & mask;
         }
         self.slots[at] = self.edges.len() as u32;
-        self.edges.push(Edge {
-            parent,
-            child,
-            label: label_at,
-            len: label.len() as u32,
-        });
+        self.edges.push(Edge { parent, child, key });
         child
     }
 
@@ -601,6 +655,68 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "topic {t:?}");
         }
+    }
+
+    #[test]
+    fn short_labels_held_in_their_edge_and_long_ones_in_the_text_match_exactly() {
+        // Labels of every length around the 7 bytes held in an edge and the
+        // 8 bytes of a word, sharing prefixes, multi-byte characters too.
+        let base = "abcdefghij\u{e9}klmnopq";
+        let mut labels: Vec<String> = (1..base.len())
+            .filter(|&n| base.is_char_boundary(n))
+            .map(|n| base[..n].to_string())
+            .collect();
+        labels.extend(
+            [
+                "abcdefg\u{e9}",
+                "bcdefgh",
+                "a\u{1}",
+                "\u{e9}",
+                "sensors",
+                "sensorz",
+            ]
+            .map(String::from),
+        );
+        let mut index = TopicIndex::new();
+        for (i, l) in labels.iter().enumerate() {
+            index.insert(&Filter::parse(&format!("home/{l}/x")).unwrap(), i);
+        }
+        index.shrink_to_fit();
+        for (i, l) in labels.iter().enumerate() {
+            let mut got = Vec::new();
+            index.for_each_match(&format!("home/{l}/x"), |&v| got.push(v));
+            assert_eq!(got, [i], "label {l:?}");
+        }
+        // Same bytes as a short label plus a NUL, or one byte more or less.
+        for t in [
+            "home/abc\0/x",
+            "home/ab/x/y",
+            "home/abcdefgh\0/x",
+            "home/sensor/x",
+            "home/x/x",
+        ] {
+            let mut got = Vec::new();
+            index.for_each_match(t, |&v| got.push(v));
+            let want: Vec<usize> = (0..labels.len())
+                .filter(|&i| {
+                    Filter::parse(&format!("home/{}/x", labels[i]))
+                        .unwrap()
+                        .matches(t)
+                })
+                .collect();
+            assert_eq!(got, want, "topic {t:?}");
+        }
+    }
+
+    #[test]
+    fn topics_and_filters_longer_than_mqtt_allows_are_rejected() {
+        let long = "a".repeat(MAX_TOPIC_BYTES + 1);
+        assert_eq!(validate_topic(&long), Err(FilterError::TooLong));
+        assert_eq!(Filter::parse(&long), Err(FilterError::TooLong));
+        assert!(validate_topic(&long[1..]).is_ok());
+        // Room for the `/#` a wildcard-free filter gets.
+        assert!(Filter::parse(&long[3..]).is_ok_and(|f| f.as_str().len() == MAX_TOPIC_BYTES));
+        assert_eq!(Filter::parse(&long[2..]), Err(FilterError::TooLong));
     }
 
     #[test]
