@@ -7,6 +7,7 @@ use bytes::Bytes;
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::mem::size_of;
+use std::ptr::NonNull;
 use std::rc::Rc;
 
 const MAX_HEIGHT: usize = 12;
@@ -15,14 +16,95 @@ const BRANCHING_FACTOR: u32 = 4;
 /// A node in a skipmap contains links to the next node and others that are further away (skips);
 /// `skips[0]` is the immediate element after, that is, the element contained in `next`.
 ///
-/// Boxed slices rather than `Vec`s and `Bytes` (56 bytes instead of 96, and skips allocated at
-/// their exact height instead of at least four): a memory table holds tens of thousands of
-/// nodes, and `SkipMapIter::current` copies key and value out anyway.
+/// Compact, for a memory table holds tens of thousands of nodes (and `SkipMapIter::current`
+/// copies key and value out anyway): 56 bytes and two allocations per node, the node and its
+/// key and value in one boxed slice (a memory table's values are empty: its keys hold them),
+/// with the links of the 15 nodes in 16 that are one or two levels high held in the node. It
+/// was 56 bytes and three allocations (the links on their own), 96 bytes and four before.
 struct Node {
-    skips: Box<[Option<*mut Node>]>,
     next: Option<Box<Node>>,
-    key: Box<[u8]>,
-    value: Box<[u8]>,
+    /// The key, then the value.
+    data: Box<[u8]>,
+    key_len: usize,
+    skips: Skips,
+}
+
+/// A link to a node (8 bytes: `Option<*mut Node>` takes 16).
+type Link = Option<NonNull<Node>>;
+
+/// A node's links, one per level.
+enum Skips {
+    One([Link; 1]),
+    Two([Link; 2]),
+    More(Box<[Link]>),
+}
+
+impl Skips {
+    fn new(height: usize) -> Skips {
+        match height {
+            1 => Skips::One([None]),
+            2 => Skips::Two([None; 2]),
+            _ => Skips::More(vec![None; height].into_boxed_slice()),
+        }
+    }
+
+    /// Bytes allocated outside the node.
+    fn heap_size(&self) -> usize {
+        match self {
+            Skips::More(links) => links.len() * size_of::<Link>(),
+            _ => 0,
+        }
+    }
+}
+
+impl std::ops::Deref for Skips {
+    type Target = [Link];
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Skips::One(links) => links,
+            Skips::Two(links) => links,
+            Skips::More(links) => links,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Skips {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Skips::One(links) => links,
+            Skips::Two(links) => links,
+            Skips::More(links) => links,
+        }
+    }
+}
+
+impl Node {
+    fn new(key: Vec<u8>, value: Vec<u8>, height: usize) -> Node {
+        let key_len = key.len();
+        Node {
+            next: None,
+            data: join(key, value),
+            key_len,
+            skips: Skips::new(height),
+        }
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.data[..self.key_len]
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.data[self.key_len..]
+    }
+}
+
+/// Key and value in one boxed slice; without a copy when the value is empty.
+fn join(mut key: Vec<u8>, value: Vec<u8>) -> Box<[u8]> {
+    if !value.is_empty() {
+        key.reserve_exact(value.len());
+        key.extend_from_slice(&value);
+    }
+    key.into_boxed_slice()
 }
 
 /// Implements the backing store for a `MemTable`. The important methods are `insert()` and
@@ -66,14 +148,7 @@ impl SkipMap {
 
     /// Returns a SkipMap that uses the specified comparator.
     pub fn new(cmp: Rc<Box<dyn Cmp>>) -> SkipMap {
-        let s = vec![None; MAX_HEIGHT].into_boxed_slice();
-
-        let mut head = Box::new(Node {
-            skips: s,
-            next: None,
-            key: Box::default(),
-            value: Box::default(),
-        });
+        let mut head = Box::new(Node::new(Vec::new(), Vec::new(), MAX_HEIGHT));
         let headp = head.as_mut() as *mut Node;
         SkipMap {
             map: Rc::new(RefCell::new(InnerSkipMap {
@@ -82,7 +157,7 @@ impl SkipMap {
                 finger: [headp; MAX_HEIGHT],
                 rand: StdRng::seed_from_u64(0xdeadbeef),
                 len: 0,
-                approx_mem: size_of::<Self>() + MAX_HEIGHT * size_of::<Option<*mut Node>>(),
+                approx_mem: size_of::<Self>() + MAX_HEIGHT * size_of::<Link>(),
                 cmp,
             })),
         }
@@ -146,7 +221,7 @@ impl InnerSkipMap {
 
     fn contains(&self, key: &[u8]) -> bool {
         if let Some(n) = self.get_greater_or_equal(key) {
-            n.key.starts_with(key)
+            n.key().starts_with(key)
         } else {
             false
         }
@@ -162,8 +237,8 @@ impl InnerSkipMap {
         loop {
             let current_node = unsafe { &*current };
             if let Some(next) = current_node.skips[level] {
-                let next = unsafe { &*next };
-                let ord = self.cmp.cmp(&next.key, key);
+                let next = unsafe { &*next.as_ptr() };
+                let ord = self.cmp.cmp(next.key(), key);
 
                 match ord {
                     Ordering::Less => {
@@ -186,7 +261,7 @@ impl InnerSkipMap {
 
         unsafe {
             if (current.is_null() || current == self.head.as_ref())
-                || (self.cmp.cmp(&(*current).key, key) == Ordering::Less)
+                || (self.cmp.cmp((*current).key(), key) == Ordering::Less)
             {
                 None
             } else {
@@ -205,8 +280,8 @@ impl InnerSkipMap {
         loop {
             let current_node = unsafe { &*current };
             if let Some(next) = current_node.skips[level] {
-                let next = unsafe { &*next };
-                let ord = self.cmp.cmp(&next.key, key);
+                let next = unsafe { &*next.as_ptr() };
+                let ord = self.cmp.cmp(next.key(), key);
 
                 if let Ordering::Less = ord {
                     current = next;
@@ -224,7 +299,7 @@ impl InnerSkipMap {
             if current.is_null() || current == self.head.as_ref() {
                 // If we're past the end for some reason or at the head
                 None
-            } else if self.cmp.cmp(&(*current).key, key) != Ordering::Less {
+            } else if self.cmp.cmp((*current).key(), key) != Ordering::Less {
                 None
             } else {
                 Some(&(*current))
@@ -249,14 +324,17 @@ impl InnerSkipMap {
         // is searched from the lowest level where the finger's next node is not before it (and
         // at least from the new node's top level), instead of from the head's top level.
         let ascending = !self.last.is_null()
-            && self.cmp.cmp(unsafe { &(*self.last).key }, &key) == Ordering::Less;
+            && self.cmp.cmp(unsafe { (*self.last).key() }, &key) == Ordering::Less;
         let mut level = MAX_HEIGHT - 1;
         let mut current = head;
         if ascending {
             let mut l = 0;
             while l + 1 < MAX_HEIGHT {
-                match unsafe { (*self.finger[l]).skips[l] } {
-                    Some(next) if self.cmp.cmp(unsafe { &(*next).key }, &key) == Ordering::Less => {
+                match unsafe { (&(*self.finger[l]).skips)[l] } {
+                    Some(next)
+                        if self.cmp.cmp(unsafe { (*next.as_ptr()).key() }, &key)
+                            == Ordering::Less =>
+                    {
                         l += 1
                     }
                     _ => break,
@@ -273,9 +351,9 @@ impl InnerSkipMap {
         loop {
             let current_node = unsafe { &*current };
             if let Some(next) = current_node.skips[level] {
-                let next = unsafe { &mut *next };
+                let next = unsafe { &mut *next.as_ptr() };
                 // If the wanted position is after the current node
-                let ord = self.cmp.cmp(&next.key, &key);
+                let ord = self.cmp.cmp(next.key(), &key);
 
                 assert!(ord != Ordering::Equal, "No duplicates allowed");
 
@@ -295,44 +373,39 @@ impl InnerSkipMap {
         }
 
         // The entry after the key's place, replaced in place: its links stay, so the order holds.
-        if let (Some(replaces), Some(next)) = (replaces, unsafe { (*current).skips[0] }) {
-            let node = unsafe { &mut *next };
-            if replaces(&node.key) {
-                self.approx_mem =
-                    self.approx_mem + key.len() + val.len() - node.key.len() - node.value.len();
-                node.key = key.into_boxed_slice();
-                node.value = val.into_boxed_slice();
+        if let (Some(replaces), Some(next)) = (replaces, unsafe { (&(*current).skips)[0] }) {
+            let node = unsafe { &mut *next.as_ptr() };
+            if replaces(node.key()) {
+                self.approx_mem = self.approx_mem + key.len() + val.len() - node.data.len();
+                node.key_len = key.len();
+                node.data = join(key, val);
                 (0..MAX_HEIGHT).for_each(|i| {
-                    self.finger[i] = if i < node.skips.len() { next } else { prevs[i] };
+                    self.finger[i] = if i < node.skips.len() {
+                        next.as_ptr()
+                    } else {
+                        prevs[i]
+                    };
                 });
-                self.last = next;
+                self.last = next.as_ptr();
                 return true;
             }
         }
 
         // Construct new node
-        let mut new = Box::new(Node {
-            skips: vec![None; new_height].into_boxed_slice(),
-            next: None,
-            key: key.into_boxed_slice(),
-            value: val.into_boxed_slice(),
-        });
+        let mut new = Box::new(Node::new(key, val, new_height));
         let newp = new.as_mut() as *mut Node;
 
         (0..new_height).for_each(|i| {
             let prev = unsafe { &mut *prevs[i] };
             new.skips[i] = prev.skips[i];
-            prev.skips[i] = Some(newp);
+            prev.skips[i] = NonNull::new(newp);
         });
         (0..MAX_HEIGHT).for_each(|i| {
             self.finger[i] = if i < new_height { newp } else { prevs[i] };
         });
         self.last = newp;
 
-        let added_mem = size_of::<Node>()
-            + size_of::<Option<*mut Node>>() * new.skips.len()
-            + new.key.len()
-            + new.value.len();
+        let added_mem = size_of::<Node>() + new.skips.heap_size() + new.data.len();
         self.approx_mem += added_mem;
         self.len += 1;
 
@@ -352,10 +425,13 @@ impl InnerSkipMap {
             let current_node = unsafe { &*current };
             eprintln!(
                 "{:?} {:?}/{:?} - {:?}",
-                current, current_node.key, current_node.value, current_node.skips
+                current,
+                current_node.key(),
+                current_node.value(),
+                &current_node.skips[..]
             );
             if let Some(next) = current_node.skips[0] {
-                current = next;
+                current = next.as_ptr();
             } else {
                 break;
             }
@@ -403,8 +479,8 @@ impl LdbIterator for SkipMapIter {
         if self.valid() {
             unsafe {
                 Some((
-                    Bytes::copy_from_slice(&(*self.current).key),
-                    Bytes::copy_from_slice(&(*self.current).value),
+                    Bytes::copy_from_slice((*self.current).key()),
+                    Bytes::copy_from_slice((*self.current).value()),
                 ))
             }
         } else {
@@ -417,10 +493,10 @@ impl LdbIterator for SkipMapIter {
             if let Some(prev) = self
                 .map
                 .borrow()
-                .get_next_smaller(unsafe { &(*self.current).key })
+                .get_next_smaller(unsafe { (*self.current).key() })
             {
                 self.current = prev as *const Node;
-                if !prev.key.is_empty() {
+                if !prev.key().is_empty() {
                     return true;
                 }
             }
@@ -499,8 +575,8 @@ pub mod tests {
             let mut keys = Vec::new();
             let mut node = map.head.skips[level];
             while let Some(n) = node {
-                let n = unsafe { &*n };
-                keys.push(n.key.to_vec());
+                let n = unsafe { &*n.as_ptr() };
+                keys.push(n.key().to_vec());
                 node = n.skips[level];
             }
             assert!(keys.windows(2).all(|w| w[0] < w[1]), "level {level}");
@@ -568,17 +644,28 @@ pub mod tests {
             .sum();
         let map = skm.map.borrow();
         let mut links = 0;
+        let mut outside = 0;
         let mut node = map.head.skips[0];
         while let Some(n) = node {
-            let n = unsafe { &*n };
+            let n = unsafe { &*n.as_ptr() };
+            if n.skips.len() > 2 {
+                outside += n.skips.len();
+            }
             links += n.skips.len();
             node = n.skips[0];
         }
+        // Links beyond two levels are allocated on their own, and only those (about one node
+        // in sixteen).
+        assert!(
+            outside > 0 && outside < links / 4,
+            "{outside} of {links} links outside"
+        );
         let fresh = SkipMap::new(options::for_test().cmp).approx_memory();
         assert_eq!(
             map.approx_mem,
-            fresh + held + skm.len() * size_of::<Node>() + links * size_of::<Option<*mut Node>>()
+            fresh + held + skm.len() * size_of::<Node>() + outside * size_of::<Link>()
         );
+        assert_eq!(size_of::<Node>(), 56);
     }
 
     #[test]
@@ -613,29 +700,29 @@ pub mod tests {
     fn test_find() {
         let skm = make_skipmap();
         assert_eq!(
-            &*skm.map.borrow().get_greater_or_equal(b"abf").unwrap().key,
+            skm.map.borrow().get_greater_or_equal(b"abf").unwrap().key(),
             b"abf"
         );
         assert!(skm.map.borrow().get_greater_or_equal(b"ab{").is_none());
         assert_eq!(
-            &*skm.map.borrow().get_greater_or_equal(b"aaa").unwrap().key,
+            skm.map.borrow().get_greater_or_equal(b"aaa").unwrap().key(),
             b"aba"
         );
         assert_eq!(
-            &*skm.map.borrow().get_greater_or_equal(b"ab").unwrap().key,
+            skm.map.borrow().get_greater_or_equal(b"ab").unwrap().key(),
             b"aba"
         );
         assert_eq!(
-            &*skm.map.borrow().get_greater_or_equal(b"abc").unwrap().key,
+            skm.map.borrow().get_greater_or_equal(b"abc").unwrap().key(),
             b"abc"
         );
         assert!(skm.map.borrow().get_next_smaller(b"ab0").is_none());
         assert_eq!(
-            &*skm.map.borrow().get_next_smaller(b"abd").unwrap().key,
+            skm.map.borrow().get_next_smaller(b"abd").unwrap().key(),
             b"abc"
         );
         assert_eq!(
-            &*skm.map.borrow().get_next_smaller(b"ab{").unwrap().key,
+            skm.map.borrow().get_next_smaller(b"ab{").unwrap().key(),
             b"abz"
         );
     }
