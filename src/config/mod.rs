@@ -739,13 +739,16 @@ mod tests {
 
     #[test]
     fn invalid_filters_and_topics() {
+        let long = format!("\"{}\"", "a/".repeat(40_000));
         for (k, v) in [
             ("watchTopics", "\"a/#/b\""),
             ("watchTopics", "\"a/b+\""),
             ("watchTopics", "\"\""),
             ("stateTopics", "[\"ok\", \"x#\"]"),
+            ("stateTopics", long.as_str()),
             ("helloTopic", "\"a/+\""),
             ("helloTopic", "\"\""),
+            ("helloTopic", long.as_str()),
         ] {
             let text = if k == "watchTopics" {
                 format!("{MQTT}[device_a]\n{k}={v}\n")
@@ -758,6 +761,9 @@ mod tests {
                 Some(format!("device_a.{k}").as_str()),
                 "{k}={v}"
             );
+            if v == long {
+                assert!(e.to_string().contains("65,535 bytes"), "{k}: {e}");
+            }
         }
     }
 
