@@ -45,12 +45,8 @@ impl Record {
     }
 
     /// Key and value together, in bytes.
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.bytes.len() - HEADER
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -98,13 +94,13 @@ mod tests {
     fn key_and_value_come_back_apart() {
         let r = Record::new(b"home/a", b"on");
         assert_eq!(
-            (r.key(), r.value(), r.len()),
+            (r.key(), r.value(), r.size()),
             (&b"home/a"[..], &b"on"[..], 8)
         );
         let empty = Record::new(b"k", b"");
         assert_eq!((empty.key(), empty.value()), (&b"k"[..], &b""[..]));
-        assert!(!empty.is_empty());
-        assert!(Record::new(b"", b"").is_empty());
+        assert_eq!(empty.size(), 1);
+        assert_eq!(Record::new(b"", b"").size(), 0);
     }
 
     #[test]

@@ -56,7 +56,7 @@ const _: () = assert!(std::mem::size_of::<Report>() <= 24);
 /// Bytes a queued message is counted for: its data plus the bookkeeping
 /// around it (queue slot, allocation headers).
 pub(crate) fn cost(msg: &Incoming) -> usize {
-    msg.len() + std::mem::size_of::<Report>() + 24
+    msg.size() + std::mem::size_of::<Report>() + 24
 }
 
 pub(crate) struct Handoff {

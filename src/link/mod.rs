@@ -118,7 +118,7 @@ use crate::record::Record;
 /// glibc's large-request size (see `handoff.rs`).
 #[derive(Debug, Clone)]
 pub struct Incoming {
-    /// Key: the topic (UTF-8, checked by Paho), value: the payload.
+    /// Key: the topic (UTF-8: `new` takes a `&str`), value: the payload.
     record: Record,
     /// Set by the broker on retained messages sent at subscribe time.
     pub retained: bool,
@@ -142,12 +142,8 @@ impl Incoming {
     }
 
     /// Topic and payload together, in bytes.
-    pub fn len(&self) -> usize {
-        self.record.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.record.is_empty()
+    pub fn size(&self) -> usize {
+        self.record.size()
     }
 
     /// The record to store: key = topic, value = payload.
@@ -759,7 +755,7 @@ mod tests {
         assert_eq!(m.topic(), "home/d1/state/\u{e9}");
         assert_eq!(m.payload(), b"\xff\x00on");
         assert!(m.retained);
-        assert_eq!(m.len(), "home/d1/state/\u{e9}".len() + 4);
+        assert_eq!(m.size(), "home/d1/state/\u{e9}".len() + 4);
         let r = m.into_record();
         assert_eq!(
             (r.key(), r.value()),
