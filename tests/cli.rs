@@ -64,6 +64,7 @@ fn bad_configs_exit_78_naming_line_and_key() {
         ("zero timeout", format!("{MQTT}[device_a]\nwatchTopics=\"a\"\nwatchTimeOut=0\n"), &["config.toml:5", "device_a.watchTimeOut"]),
         ("string timeout", format!("{MQTT}[device_a]\nwatchTopics=\"a\"\nwatchTimeOut=\"60\"\n"), &["config.toml:5", "watchTimeOut"]),
         ("bad filter", format!("{MQTT}[device_a]\nwatchTopics=[\"a/#/b\"]\n"), &["config.toml:4", "device_a.watchTopics", "a/#/b"]),
+        ("filter too long", format!("{MQTT}[device_a]\nwatchTopics=\"a\"\nstateTopics=\"{}\"\n", "s/".repeat(40_000)), &["config.toml:5", "device_a.stateTopics", "65,535 bytes"]),
         ("agent no exec", format!("{MQTT}[agent_x]\nwatchTopics=\"a\"\n"), &["config.toml:3", "agent_x.exec"]),
         ("duplicate", format!("{MQTT}[device_x]\nwatchTopics=\"a\"\n[agent_x]\nexec=\"true\"\nwatchTopics=\"b\"\n"), &["config.toml:5", "already defined"]),
     ];
