@@ -614,3 +614,64 @@ fn bursts_of_publishes_are_corked_and_no_socket_is_left_corked() {
     );
     link.shutdown(S);
 }
+
+/// Paho takes each QoS 1 message id from a bitmap of the ids its client
+/// may hold instead of walking its queues (vendored patch 0007). With the
+/// broker out of reach (a blackholed relay), every id from 1 to 65,535 ends
+/// up held by a queued publish: the next publish must be refused for want
+/// of an id (a bitmap that called a held id free would hand it out again).
+/// Once the relay heals, every publish is acknowledged, and publishes after
+/// the wrap-around to id 1 (a rebuilt bitmap) are acknowledged too.
+#[test]
+fn message_ids_stay_unique_through_the_whole_id_space_and_its_wrap_around() {
+    const IDS: usize = 65_535;
+    let broker = Broker::start();
+    let relay = Relay::start(broker.port);
+    let cli = mqtt::AsyncClient::new(
+        mqtt::CreateOptionsBuilder::new()
+            .server_uri(relay.url())
+            .client_id(format!("ids-{}", std::process::id()))
+            .max_buffered_messages(2 * IDS as i32)
+            .persistence(mqtt::PersistenceType::None)
+            .finalize(),
+    )
+    .unwrap();
+    let opts = mqtt::ConnectOptionsBuilder::new()
+        .keep_alive_interval(Duration::from_secs(600))
+        .finalize();
+    cli.connect(opts).wait().unwrap();
+    relay.blackhole();
+    let message = |i: usize| mqtt::Message::new("t/ids", i.to_string(), mqtt::QOS_1);
+    let mut tokens = Vec::with_capacity(IDS);
+    for i in 0..IDS {
+        match cli.try_publish(message(i)) {
+            Ok(tok) => tokens.push(tok),
+            Err(e) => panic!("publish {i} of {IDS} refused: {e}"),
+        }
+    }
+    match cli.try_publish(message(IDS)) {
+        Err(mqtt::Error::Publish(rc, _)) => {
+            assert_eq!(
+                rc, -10,
+                "refused, but not for want of an id (MQTTASYNC_NO_MORE_MSGIDS)"
+            )
+        }
+        Err(e) => panic!("refused, but not for want of an id: {e}"),
+        Ok(_) => panic!("publish {IDS} got an id while all {IDS} were held"),
+    }
+    relay.heal();
+    for (i, tok) in tokens.into_iter().enumerate() {
+        if let Err(e) = tok.wait_for(Duration::from_secs(60)) {
+            panic!("publish {i} not acknowledged: {e}");
+        }
+    }
+    for i in 0..100 {
+        if let Err(e) = cli
+            .try_publish(message(IDS + i))
+            .and_then(|tok| tok.wait_for(Duration::from_secs(30)))
+        {
+            panic!("publish {i} after the wrap-around: {e}");
+        }
+    }
+    cli.disconnect(None).wait().unwrap();
+}

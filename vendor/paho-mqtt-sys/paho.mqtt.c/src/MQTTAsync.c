@@ -558,6 +558,8 @@ void MQTTAsync_destroy(MQTTAsync* handle)
 		free(m->willProps);
 		m->willProps = NULL;
 	}
+	if (m->msgidsInUse)
+		free(m->msgidsInUse);
 	if (!ListRemove(MQTTAsync_handles, m))
 		Log(LOG_ERROR, -1, "free error");
 	*handle = NULL;

@@ -2849,36 +2849,110 @@ static int cmdMessageIDCompare(void* a, void* b)
 }
 
 
+/* Whether msgid is held by a queued command (of any client, as it always
+   was), an outbound message or a response of client m. */
+static int MQTTAsync_msgIdInUse(MQTTAsyncs* m, int msgid)
+{
+	return ListFindItem(MQTTAsync_commands, &msgid, cmdMessageIDCompare) ||
+			ListFindItem(m->c->outboundMsgs, &msgid, messageIDCompare) ||
+			ListFindItem(m->responses, &msgid, cmdMessageIDCompare);
+}
+
+
+#define MSGID_BITMAP_BYTES ((MAX_MSG_ID + 1 + 7) / 8)
+#define MSGID_BIT_SET(bits, id) ((bits)[(id) / 8] & (1 << ((id) % 8)))
+#define MSGID_BIT_MARK(bits, id) ((bits)[(id) / 8] |= (unsigned char)(1 << ((id) % 8)))
+
+/* Rebuilds client m's bitmap of message ids in use from the ids held now
+   by the queued commands (of any client, as MQTTAsync_msgIdInUse checks),
+   m's outbound messages and m's responses. */
+static void MQTTAsync_markMsgIdsInUse(MQTTAsyncs* m)
+{
+	ListElement* current = NULL;
+	unsigned char* bits = m->msgidsInUse;
+
+	memset(bits, 0, MSGID_BITMAP_BYTES);
+	while (ListNextElement(MQTTAsync_commands, &current))
+	{
+		int token = ((MQTTAsync_queuedCommand*)(current->content))->command.token;
+		if (token > 0 && token <= MAX_MSG_ID)
+			MSGID_BIT_MARK(bits, token);
+	}
+	current = NULL;
+	while (ListNextElement(m->c->outboundMsgs, &current))
+	{
+		int msgid = ((Messages*)(current->content))->msgid;
+		if (msgid > 0 && msgid <= MAX_MSG_ID)
+			MSGID_BIT_MARK(bits, msgid);
+	}
+	current = NULL;
+	while (ListNextElement(m->responses, &current))
+	{
+		int token = ((MQTTAsync_queuedCommand*)(current->content))->command.token;
+		if (token > 0 && token <= MAX_MSG_ID)
+			MSGID_BIT_MARK(bits, token);
+	}
+}
+
+
 /**
  * Assign a new message id for a client.  Make sure it isn't already being used and does
  * not exceed the maximum.
  * @param m a client structure
  * @return the next message id to use, or 0 if none available
+ *
+ * Checking an id against the commands, outbound messages and responses
+ * walks those lists: with thousands of QoS 1 publishes queued, a walk of
+ * thousands of entries per publish. The client keeps a bitmap of the ids
+ * it may hold: rebuilt from the lists at its first id and each time its
+ * ids wrap around to 1, and marked for each id assigned. Ids enter the
+ * lists only through this function (persisted ones are restored when the
+ * client is created, before its first id), so a clear bit is an id this
+ * client does not hold, taken at once. A set bit may be an id released
+ * since (acknowledged): it is checked against the lists as before, except
+ * after a rebuild within the same call (mqttcommand_mutex, and the
+ * caller's mqttasync_mutex, held throughout), when the bitmap is exact.
+ * Commands other clients queue after a rebuild are not seen: message ids
+ * are per client session. Without the bitmap (allocation failure), every
+ * id is checked against the lists.
  */
 int MQTTAsync_assignMsgId(MQTTAsyncs* m)
 {
-	int start_msgid;
 	int msgid;
+	int tries;
+	int exact = 0;
 
-	/* need to check: commands list and response list for a client */
 	FUNC_ENTRY;
 	/* Fetch last message ID in locked state */
-	start_msgid = m->c->msgID;
-	msgid = start_msgid;
+	msgid = m->c->msgID;
 
 	MQTTAsync_lock_mutex(mqttcommand_mutex);
-	msgid = (msgid == MAX_MSG_ID) ? 1 : msgid + 1;
-	while (ListFindItem(MQTTAsync_commands, &msgid, cmdMessageIDCompare) ||
-			ListFindItem(m->c->outboundMsgs, &msgid, messageIDCompare) ||
-			ListFindItem(m->responses, &msgid, cmdMessageIDCompare))
+	if (m->msgidsInUse == NULL && (m->msgidsInUse = malloc(MSGID_BITMAP_BYTES)) != NULL)
+	{
+		MQTTAsync_markMsgIdsInUse(m);
+		exact = 1;
+	}
+	for (tries = 0; tries < MAX_MSG_ID; ++tries)
 	{
 		msgid = (msgid == MAX_MSG_ID) ? 1 : msgid + 1;
-		if (msgid == start_msgid)
-		{ /* we've tried them all - none free */
-			msgid = 0;
-			break;
+		if (m->msgidsInUse == NULL)
+		{
+			if (!MQTTAsync_msgIdInUse(m, msgid))
+				break;
+			continue;
 		}
+		if (msgid == 1 && !exact)
+		{
+			MQTTAsync_markMsgIdsInUse(m);
+			exact = 1;
+		}
+		if (!MSGID_BIT_SET(m->msgidsInUse, msgid) || (!exact && !MQTTAsync_msgIdInUse(m, msgid)))
+			break;
 	}
+	if (tries == MAX_MSG_ID)
+		msgid = 0; /* we've tried them all - none free */
+	else if (m->msgidsInUse)
+		MSGID_BIT_MARK(m->msgidsInUse, msgid);
 	MQTTAsync_unlock_mutex(mqttcommand_mutex);
 	if (msgid != 0)
 		m->c->msgID = msgid;

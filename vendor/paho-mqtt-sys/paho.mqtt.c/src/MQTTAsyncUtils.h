@@ -149,6 +149,11 @@ typedef struct MQTTAsync_struct
 	/* the send thread corked this client's socket for a batch of publishes */
 	int corked;
 
+	/* one bit per message id (MAX_MSG_ID + 1 bits), allocated at the first
+	   id assigned: a clear bit is an id none of this client's commands,
+	   outbound messages or responses holds (see MQTTAsync_assignMsgId) */
+	unsigned char* msgidsInUse;
+
 } MQTTAsyncs;
 
 typedef struct
