@@ -107,7 +107,17 @@ typedef struct
 	size_t start, end;     /**< the bytes buffered are buf[start..end) */
 	unsigned int polls;    /**< mod_s.polls when the buffer was last refilled */
 	unsigned int refills;  /**< recv() calls since that poll */
+	int corked;            /**< Socket_cork() corked the socket: packets are gathered in out */
+	char* out;             /**< SOCKET_CORKED_WRITES_SIZE bytes, allocated at the first packet gathered */
+	size_t outlen;         /**< the bytes gathered are out[0..outlen) */
 } Socket_readahead;
+
+
+#if SOCKET_CORKED_WRITES_SIZE > 0 && defined(TCP_CORK) && defined(MSG_NOSIGNAL)
+/** Packets written into a corked socket are gathered for one writev() (see Socket_putdatas) */
+#define SOCKET_GATHER 1
+static void Socket_flushGathered(SOCKET socket);
+#endif
 
 
 static int readaheadcompare(void* a, void* b)
@@ -137,7 +147,11 @@ static void Socket_addReadahead(SOCKET socket)
 
 	Paho_thread_lock_mutex(mod_s.readahead_mutex);
 	if ((ra = Socket_getReadahead(socket)) != NULL)
+	{
 		ra->start = ra->end = 0;
+		ra->corked = 0;
+		ra->outlen = 0;
+	}
 	else if ((ra = malloc(sizeof(Socket_readahead))) != NULL)
 	{
 		ra->socket = socket;
@@ -145,6 +159,9 @@ static void Socket_addReadahead(SOCKET socket)
 		ra->start = ra->end = 0;
 		ra->polls = mod_s.polls;
 		ra->refills = 0;
+		ra->corked = 0;
+		ra->out = NULL;
+		ra->outlen = 0;
 		if (ListAppend(mod_s.readaheads, ra, sizeof(Socket_readahead)) == NULL)
 			free(ra);
 	}
@@ -162,7 +179,12 @@ static void Socket_removeReadahead(SOCKET socket)
 	Paho_thread_lock_mutex(mod_s.readahead_mutex);
 	if ((ra = Socket_getReadahead(socket)) != NULL)
 	{
+#if defined(SOCKET_GATHER)
+		if (ra->outlen > 0) /* what closing a corked socket would have sent */
+			send(socket, ra->out, ra->outlen, MSG_DONTWAIT | MSG_NOSIGNAL);
+#endif
 		free(ra->buf);
+		free(ra->out);
 		ListRemove(mod_s.readaheads, ra);
 	}
 	Paho_thread_unlock_mutex(mod_s.readahead_mutex);
@@ -1352,7 +1374,25 @@ for testing purposes only!
 int Socket_cork(SOCKET socket, int on)
 {
 #if defined(TCP_CORK)
-	return setsockopt(socket, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0 && on;
+	int corked = 0;
+
+#if defined(SOCKET_GATHER)
+	if (!on)
+		Socket_flushGathered(socket);
+#endif
+	corked = setsockopt(socket, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0 && on;
+#if defined(SOCKET_GATHER)
+	if (corked)
+	{
+		Socket_readahead* ra = NULL;
+
+		Paho_thread_lock_mutex(mod_s.readahead_mutex);
+		if ((ra = Socket_getReadahead(socket)) != NULL)
+			ra->corked = 1;
+		Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+	}
+#endif
+	return corked;
 #else
 	return 0;
 #endif
@@ -1370,36 +1410,17 @@ int Socket_cork(SOCKET socket, int on)
  *  @param buflens an array of corresponding buffer lengths
  *  @return completion code, especially TCPSOCKET_INTERRUPTED
  */
-int Socket_putdatas(SOCKET socket, char* buf0, size_t buf0len, PacketBuffers bufs)
+/**
+ *  Writes buffers to a socket with one writev(); what is not written (the socket's send buffer
+ *  is full) becomes the socket's pending write, which owns the buffers marked in frees.
+ *  @return TCPSOCKET_COMPLETE, TCPSOCKET_INTERRUPTED (partly written) or SOCKET_ERROR
+ */
+static int Socket_writeOrPend(SOCKET socket, iobuf* iovecs, int* frees, int count, size_t total)
 {
 	unsigned long bytes = 0L;
-	iobuf iovecs[5];
-	int frees1[5];
-	int rc = TCPSOCKET_INTERRUPTED, i;
-	size_t total = buf0len;
+	int rc = TCPSOCKET_INTERRUPTED;
 
-	FUNC_ENTRY;
-	if (!Socket_noPendingWrites(socket))
-	{
-		Log(LOG_SEVERE, -1, "Trying to write to socket %d for which there is already pending output", socket);
-		rc = SOCKET_ERROR;
-		goto exit;
-	}
-
-	for (i = 0; i < bufs.count; i++)
-		total += bufs.buflens[i];
-
-	iovecs[0].iov_base = buf0;
-	iovecs[0].iov_len = (ULONG)buf0len;
-	frees1[0] = 1; /* this buffer should be freed by SocketBuffer if the write is interrupted */
-	for (i = 0; i < bufs.count; i++)
-	{
-		iovecs[i+1].iov_base = bufs.buffers[i];
-		iovecs[i+1].iov_len = (ULONG)bufs.buflens[i];
-		frees1[i+1] = bufs.frees[i];
-	}
-
-	if ((rc = Socket_writev(socket, iovecs, bufs.count+1, &bytes)) != SOCKET_ERROR)
+	if ((rc = Socket_writev(socket, iovecs, count, &bytes)) != SOCKET_ERROR)
 	{
 		if (bytes == total)
 			rc = TCPSOCKET_COMPLETE;
@@ -1415,9 +1436,9 @@ int Socket_putdatas(SOCKET socket, char* buf0, size_t buf0len, PacketBuffers buf
 			Log(TRACE_MIN, -1, "Partial write: %lu bytes of %lu actually written on socket %d",
 					bytes, total, socket);
 #if defined(OPENSSL)
-			SocketBuffer_pendingWrite(socket, NULL, bufs.count+1, iovecs, frees1, total, bytes);
+			SocketBuffer_pendingWrite(socket, NULL, count, iovecs, frees, total, bytes);
 #else
-			SocketBuffer_pendingWrite(socket, bufs.count+1, iovecs, frees1, total, bytes);
+			SocketBuffer_pendingWrite(socket, count, iovecs, frees, total, bytes);
 #endif
 			*sockmem = socket;
 			if (!ListAppend(mod_s.write_pending, sockmem, sizeof(int)))
@@ -1432,6 +1453,131 @@ int Socket_putdatas(SOCKET socket, char* buf0, size_t buf0len, PacketBuffers buf
 			rc = TCPSOCKET_INTERRUPTED;
 		}
 	}
+exit:
+	return rc;
+}
+
+
+#if defined(SOCKET_GATHER)
+/**
+ *  Takes the packets gathered for a socket out of its buffer (readahead_mutex held).
+ *  @param iovec set to the bytes gathered, which the caller now owns
+ *  @return 1 if there were any
+ */
+static int Socket_takeGathered(Socket_readahead* ra, iobuf* iovec)
+{
+	if (ra->outlen == 0)
+		return 0;
+	iovec->iov_base = ra->out;
+	iovec->iov_len = (ULONG)ra->outlen;
+	ra->out = NULL;
+	ra->outlen = 0;
+	return 1;
+}
+
+
+/**
+ *  Writes the packets gathered for a socket (when it is uncorked). The write is made without
+ *  readahead_mutex, which is a leaf: the bytes are taken out of the buffer first.
+ */
+static void Socket_flushGathered(SOCKET socket)
+{
+	Socket_readahead* ra = NULL;
+	iobuf iovec;
+	int frees = 1, taken = 0;
+
+	Paho_thread_lock_mutex(mod_s.readahead_mutex);
+	if ((ra = Socket_getReadahead(socket)) != NULL)
+	{
+		ra->corked = 0;
+		taken = Socket_takeGathered(ra, &iovec);
+	}
+	Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+	if (taken && Socket_writeOrPend(socket, &iovec, &frees, 1, iovec.iov_len) != TCPSOCKET_INTERRUPTED)
+		free(iovec.iov_base);
+}
+#endif
+
+
+/**
+ *  Attempts to write a series of buffers to a socket in *one* system call so that they are
+ *  sent as one packet. A packet written into a corked socket is gathered in the socket's buffer
+ *  (up to SOCKET_CORKED_WRITES_SIZE bytes) and written with the packets after it when the socket
+ *  is uncorked: one writev() for a burst instead of one per packet. A packet that does not fit
+ *  is written with the bytes gathered before it.
+ *  @param socket the socket to write to
+ *  @param buf0 the first buffer
+ *  @param buf0len the length of data in the first buffer
+ *  @param bufs the other buffers
+ *  @return completion code, especially TCPSOCKET_INTERRUPTED
+ */
+int Socket_putdatas(SOCKET socket, char* buf0, size_t buf0len, PacketBuffers bufs)
+{
+	iobuf iovecs[6];
+	int frees1[6];
+	int rc = TCPSOCKET_INTERRUPTED, i, first = 1;
+	size_t total = buf0len;
+
+	FUNC_ENTRY;
+	if (!Socket_noPendingWrites(socket))
+	{
+		Log(LOG_SEVERE, -1, "Trying to write to socket %d for which there is already pending output", socket);
+		rc = SOCKET_ERROR;
+		goto exit;
+	}
+
+	for (i = 0; i < bufs.count; i++)
+		total += bufs.buflens[i];
+
+#if defined(SOCKET_GATHER)
+	{
+		Socket_readahead* ra = NULL;
+		int gathered = 0;
+
+		Paho_thread_lock_mutex(mod_s.readahead_mutex);
+		if ((ra = Socket_getReadahead(socket)) != NULL && ra->corked)
+		{
+			if (ra->outlen + total <= SOCKET_CORKED_WRITES_SIZE &&
+					(ra->out != NULL || (ra->out = malloc(SOCKET_CORKED_WRITES_SIZE)) != NULL))
+			{
+				memcpy(ra->out + ra->outlen, buf0, buf0len);
+				ra->outlen += buf0len;
+				for (i = 0; i < bufs.count; i++)
+				{
+					memcpy(ra->out + ra->outlen, bufs.buffers[i], bufs.buflens[i]);
+					ra->outlen += bufs.buflens[i];
+				}
+				gathered = 1;
+			}
+			else if (Socket_takeGathered(ra, &iovecs[0]))
+			{
+				frees1[0] = 1; /* the gathered bytes go first, and are freed like the header */
+				total += iovecs[0].iov_len;
+				first = 0;
+			}
+		}
+		Paho_thread_unlock_mutex(mod_s.readahead_mutex);
+		if (gathered)
+		{
+			rc = TCPSOCKET_COMPLETE;
+			goto exit;
+		}
+	}
+#endif
+
+	iovecs[1 - first].iov_base = buf0;
+	iovecs[1 - first].iov_len = (ULONG)buf0len;
+	frees1[1 - first] = 1; /* this buffer should be freed by SocketBuffer if the write is interrupted */
+	for (i = 0; i < bufs.count; i++)
+	{
+		iovecs[i + 2 - first].iov_base = bufs.buffers[i];
+		iovecs[i + 2 - first].iov_len = (ULONG)bufs.buflens[i];
+		frees1[i + 2 - first] = bufs.frees[i];
+	}
+
+	rc = Socket_writeOrPend(socket, iovecs, frees1, bufs.count + 2 - first, total);
+	if (!first && rc != TCPSOCKET_INTERRUPTED)
+		free(iovecs[0].iov_base); /* written, or not: the gathered bytes are the socket's own */
 exit:
 	FUNC_EXIT_RC(rc);
 	return rc;

@@ -106,6 +106,12 @@
 #define SOCKET_READAHEAD 1
 #endif
 
+#if !defined(SOCKET_CORKED_WRITES_SIZE)
+/** Bytes of packets written into a corked socket that are gathered for one
+    writev() when it is uncorked (0: each packet is written at once) */
+#define SOCKET_CORKED_WRITES_SIZE 16384
+#endif
+
 /*
  * Network write buffers for an MQTT packet
  */
