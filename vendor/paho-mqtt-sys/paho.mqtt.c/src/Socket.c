@@ -1504,7 +1504,9 @@ static void Socket_flushGathered(SOCKET socket)
  *  sent as one packet. A packet written into a corked socket is gathered in the socket's buffer
  *  (up to SOCKET_CORKED_WRITES_SIZE bytes) and written with the packets after it when the socket
  *  is uncorked: one writev() for a burst instead of one per packet. A packet that does not fit
- *  is written with the bytes gathered before it.
+ *  is copied behind the bytes gathered before it and written with them: a pending write then
+ *  holds only that copy, never the caller's buffers (whose layout SocketBuffer_updateWrite()
+ *  relies on), and the buffers the caller would have left to SocketBuffer are freed here.
  *  @param socket the socket to write to
  *  @param buf0 the first buffer
  *  @param buf0len the length of data in the first buffer
@@ -1513,9 +1515,9 @@ static void Socket_flushGathered(SOCKET socket)
  */
 int Socket_putdatas(SOCKET socket, char* buf0, size_t buf0len, PacketBuffers bufs)
 {
-	iobuf iovecs[6];
-	int frees1[6];
-	int rc = TCPSOCKET_INTERRUPTED, i, first = 1;
+	iobuf iovecs[5];
+	int frees1[5];
+	int rc = TCPSOCKET_INTERRUPTED, i;
 	size_t total = buf0len;
 
 	FUNC_ENTRY;
@@ -1532,52 +1534,84 @@ int Socket_putdatas(SOCKET socket, char* buf0, size_t buf0len, PacketBuffers buf
 #if defined(SOCKET_GATHER)
 	{
 		Socket_readahead* ra = NULL;
-		int gathered = 0;
+		iobuf before;
+		char* to = NULL;
+		int taken = 0;
 
 		Paho_thread_lock_mutex(mod_s.readahead_mutex);
 		if ((ra = Socket_getReadahead(socket)) != NULL && ra->corked)
 		{
 			if (ra->outlen + total <= SOCKET_CORKED_WRITES_SIZE &&
 					(ra->out != NULL || (ra->out = malloc(SOCKET_CORKED_WRITES_SIZE)) != NULL))
+				to = ra->out + ra->outlen;
+			else
+				taken = Socket_takeGathered(ra, &before);
+			if (to != NULL)
+				ra->outlen += total;
+		}
+		if (to != NULL)
+		{
+			memcpy(to, buf0, buf0len);
+			to += buf0len;
+			for (i = 0; i < bufs.count; i++)
 			{
-				memcpy(ra->out + ra->outlen, buf0, buf0len);
-				ra->outlen += buf0len;
-				for (i = 0; i < bufs.count; i++)
-				{
-					memcpy(ra->out + ra->outlen, bufs.buffers[i], bufs.buflens[i]);
-					ra->outlen += bufs.buflens[i];
-				}
-				gathered = 1;
-			}
-			else if (Socket_takeGathered(ra, &iovecs[0]))
-			{
-				frees1[0] = 1; /* the gathered bytes go first, and are freed like the header */
-				total += iovecs[0].iov_len;
-				first = 0;
+				memcpy(to, bufs.buffers[i], bufs.buflens[i]);
+				to += bufs.buflens[i];
 			}
 		}
 		Paho_thread_unlock_mutex(mod_s.readahead_mutex);
-		if (gathered)
+		if (to != NULL)
 		{
 			rc = TCPSOCKET_COMPLETE;
+			goto exit;
+		}
+		if (taken)
+		{
+			int frees = 1;
+			char* all = realloc(before.iov_base, before.iov_len + total);
+
+			if (all == NULL)
+			{
+				free(before.iov_base);
+				rc = PAHO_MEMORY_ERROR;
+				goto exit;
+			}
+			to = all + before.iov_len;
+			memcpy(to, buf0, buf0len);
+			to += buf0len;
+			for (i = 0; i < bufs.count; i++)
+			{
+				memcpy(to, bufs.buffers[i], bufs.buflens[i]);
+				to += bufs.buflens[i];
+			}
+			before.iov_base = all;
+			before.iov_len = (ULONG)(before.iov_len + total);
+			rc = Socket_writeOrPend(socket, &before, &frees, 1, before.iov_len);
+			if (rc == TCPSOCKET_INTERRUPTED)
+			{	/* the pending write holds a copy: free what the caller left to it */
+				free(buf0);
+				for (i = 0; i < bufs.count; i++)
+					if (bufs.frees[i])
+						free(bufs.buffers[i]);
+			}
+			else
+				free(all);
 			goto exit;
 		}
 	}
 #endif
 
-	iovecs[1 - first].iov_base = buf0;
-	iovecs[1 - first].iov_len = (ULONG)buf0len;
-	frees1[1 - first] = 1; /* this buffer should be freed by SocketBuffer if the write is interrupted */
+	iovecs[0].iov_base = buf0;
+	iovecs[0].iov_len = (ULONG)buf0len;
+	frees1[0] = 1; /* this buffer should be freed by SocketBuffer if the write is interrupted */
 	for (i = 0; i < bufs.count; i++)
 	{
-		iovecs[i + 2 - first].iov_base = bufs.buffers[i];
-		iovecs[i + 2 - first].iov_len = (ULONG)bufs.buflens[i];
-		frees1[i + 2 - first] = bufs.frees[i];
+		iovecs[i+1].iov_base = bufs.buffers[i];
+		iovecs[i+1].iov_len = (ULONG)bufs.buflens[i];
+		frees1[i+1] = bufs.frees[i];
 	}
 
-	rc = Socket_writeOrPend(socket, iovecs, frees1, bufs.count + 2 - first, total);
-	if (!first && rc != TCPSOCKET_INTERRUPTED)
-		free(iovecs[0].iov_base); /* written, or not: the gathered bytes are the socket's own */
+	rc = Socket_writeOrPend(socket, iovecs, frees1, bufs.count+1, total);
 exit:
 	FUNC_EXIT_RC(rc);
 	return rc;
