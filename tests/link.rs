@@ -676,51 +676,6 @@ fn message_ids_stay_unique_through_the_whole_id_space_and_its_wrap_around() {
     cli.disconnect(None).wait().unwrap();
 }
 
-/// Paho holds a QoS 1 publish (about 720 bytes with its token) until the
-/// broker acknowledges it: with the broker out of reach, at most about 110
-/// retained publishes are handed to Paho and the rest wait in the outbox
-/// (about 150 bytes each); once the broker is back, every one arrives.
-#[test]
-fn qos1_publishes_held_by_an_unreachable_broker_wait_in_the_outbox() {
-    const N: usize = 2000;
-    let broker = Broker::start();
-    let relay = Relay::start(broker.port);
-    let cfg = link_config(relay.port, "held");
-    let mut link = Link::new(&cfg, presence("t/held")).unwrap();
-    let watcher = Client::connect(broker.port, &["t/held/a/#"]);
-    let mut events = Vec::new();
-    wait_connected(&mut link, &mut events);
-    relay.blackhole();
-    for i in 0..N {
-        link.publish(&format!("t/held/a/{i}"), b"online", true, Class::Retained);
-    }
-    pass(&mut link, &mut events, 256);
-    let s = link.stats();
-    println!("broker out of reach: {s:?}");
-    assert!(
-        (100..=120).contains(&s.in_flight_messages),
-        "{} QoS 1 publishes in Paho's hands",
-        s.in_flight_messages
-    );
-    assert!(s.outbox_bytes > 0, "{s:?}");
-    relay.heal();
-    let mut seen = std::collections::HashSet::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.len() < N {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {N} arrived, {:?}",
-            seen.len(),
-            link.stats()
-        );
-        pass(&mut link, &mut events, 256);
-        while let Some(m) = watcher.next(Duration::ZERO) {
-            seen.insert(m.topic);
-        }
-    }
-    link.shutdown(S);
-}
-
 /// Packets written into a corked socket are gathered and written together
 /// (vendored patch 0008); through a slow link the socket fills, writes are
 /// partial and what is left waits as a pending write. Bursts of mixed

@@ -53,10 +53,8 @@
 //! # Publishing while the broker is slow
 //!
 //! At most `window::MAX_MESSAGES` / `MAX_BYTES` publishes are in Paho's
-//! hands (counted until Paho completes them; a QoS 1 publish, which Paho
-//! holds until the broker acknowledges it, counts for 2 KiB more); the
-//! rest wait in the outbox, one per topic (see `outbox` for what is
-//! dropped: only repeats).
+//! hands (counted until Paho completes them); the rest wait in the outbox,
+//! one per topic (see `outbox` for what is dropped: only repeats).
 //! `has_room` tells the main loop to pause what it can pause (replays).
 //!
 //! # A dead link is noticed within 1.5 × keepAlive
@@ -231,16 +229,8 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// than being woken by each (a wake-up costs more than the message).
 const LINGER: Duration = Duration::from_millis(1);
 /// Bytes a publish is counted for in the window beyond topic and payload
-/// (Paho's command, token and packet) ...
+/// (Paho's command, token and packet).
 const PUBLISH_OVERHEAD: usize = 200;
-/// ... and a QoS 1 publish beyond that. Paho completes a QoS 0 publish
-/// once written; a QoS 1 one stays in its hands, about 720 bytes with the
-/// crate's token (measured), until the broker acknowledges it, which
-/// mosquitto does 20 at a time by default. Counted for 2 KiB, at most
-/// about 110 wait there (`MAX_BYTES`); the others wait in the outbox, at
-/// about 150 bytes each: a flood that makes 10,000 devices heard at once
-/// queues 10,000 availability announcements.
-const QOS1_OVERHEAD: usize = 2 << 10;
 
 /// The MQTT keep-alive announced to the broker for a configured
 /// `keepAlive` (seconds): 2/5 of it (see the module doc).
@@ -658,9 +648,8 @@ impl Link {
             .qos(qos)
             .retained(retained)
             .finalize();
-        let held = if qos == mqtt::QOS_1 { QOS1_OVERHEAD } else { 0 };
         self.window
-            .sent(topic.len() + payload.len() + PUBLISH_OVERHEAD + held);
+            .sent(topic.len() + payload.len() + PUBLISH_OVERHEAD);
         if self.version != V5 && !topic.starts_with(&self.presence.base) {
             self.echoes.published(topic, payload, Instant::now());
         }
