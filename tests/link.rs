@@ -298,6 +298,36 @@ fn presence(base: &str) -> Presence {
     }
 }
 
+/// A library `Link` (client id and base topic `t/<name>`) connected to a
+/// new broker through a relay, and a client of the broker itself
+/// subscribed to `watch`.
+struct Relayed {
+    _broker: Broker,
+    relay: Relay,
+    link: Link,
+    watcher: Client,
+    events: Vec<LinkEvent>,
+}
+
+impl Relayed {
+    fn connect(name: &str, watch: &str) -> Relayed {
+        let broker = Broker::start();
+        let relay = Relay::start(broker.port);
+        let cfg = link_config(relay.port, name);
+        let mut link = Link::new(&cfg, presence(&format!("t/{name}"))).unwrap();
+        let watcher = Client::connect(broker.port, &[watch]);
+        let mut events = Vec::new();
+        wait_connected(&mut link, &mut events);
+        Relayed {
+            _broker: broker,
+            relay,
+            link,
+            watcher,
+            events,
+        }
+    }
+}
+
 /// A minimal main loop over a library `Link`: waits for the wake token or
 /// 10 ms, connects when due, takes at most `burst` events.
 fn pass(link: &mut Link, events: &mut Vec<LinkEvent>, burst: usize) {
@@ -444,21 +474,15 @@ fn a_flood_while_the_main_loop_publishes_never_deadlocks_nor_loses_a_message() {
 fn a_slow_broker_bounds_the_outbox_and_never_drops_an_alert() {
     const DEVICES: usize = 3000;
     const SECONDS: u32 = 10;
-    let broker = Broker::start();
-    let relay = Relay::start(broker.port);
-    let cfg = link_config(relay.port, "slow");
-    let mut link = Link::new(&cfg, presence("t/slow")).unwrap();
-    let watcher = Client::connect(broker.port, &["t/slow/expired/#"]);
-    let mut events = Vec::new();
-    wait_connected(&mut link, &mut events);
-    relay.throttle(2000);
+    let mut r = Relayed::connect("slow", "t/slow/expired/#");
+    r.relay.throttle(2000);
     // Loopback TCP buffers megabytes before a slow reader holds the sender
     // back: large alerts get there within seconds.
     let pad = "x".repeat(300);
     let mut max_outbox = 0;
     let mut max_in_flight = (0, 0);
     for second in 0..SECONDS {
-        link.publish(
+        r.link.publish(
             "t/slow/up",
             second.to_string().as_bytes(),
             false,
@@ -466,13 +490,13 @@ fn a_slow_broker_bounds_the_outbox_and_never_drops_an_alert() {
         );
         for d in 0..DEVICES {
             let count = format!("{second}");
-            link.publish(
+            r.link.publish(
                 &format!("t/slow/helloTopicCount/d{d}"),
                 count.as_bytes(),
                 false,
                 Class::Repeat,
             );
-            link.publish(
+            r.link.publish(
                 &format!("t/slow/expired/d{d}"),
                 format!("{} {pad}", 1_700_000_000 + second).as_bytes(),
                 false,
@@ -481,8 +505,8 @@ fn a_slow_broker_bounds_the_outbox_and_never_drops_an_alert() {
         }
         let tick = Instant::now();
         while tick.elapsed() < S {
-            pass(&mut link, &mut events, 256);
-            let s = link.stats();
+            pass(&mut r.link, &mut r.events, 256);
+            let s = r.link.stats();
             max_outbox = max_outbox.max(s.outbox_bytes);
             max_in_flight = (
                 max_in_flight.0.max(s.in_flight_messages),
@@ -490,13 +514,13 @@ fn a_slow_broker_bounds_the_outbox_and_never_drops_an_alert() {
             );
         }
     }
-    let stats = link.stats();
+    let stats = r.link.stats();
     println!("throttled: {stats:?}, max outbox {max_outbox} B, max in flight {max_in_flight:?}");
     assert!(stats.dropped_repeats > 0, "{stats:?}");
     assert!(max_in_flight.0 <= 1000 && max_in_flight.1 <= 512 << 10);
     assert!(max_outbox <= 2 << 20, "outbox {max_outbox} B");
 
-    relay.heal();
+    r.relay.heal();
     let mut latest: HashMap<String, String> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     let last = (1_700_000_000 + SECONDS - 1).to_string();
@@ -505,15 +529,15 @@ fn a_slow_broker_bounds_the_outbox_and_never_drops_an_alert() {
             Instant::now() < deadline,
             "{} alerts with the latest payload, {:?}",
             latest.len(),
-            link.stats()
+            r.link.stats()
         );
-        pass(&mut link, &mut events, 256);
-        while let Some(m) = watcher.next(Duration::ZERO) {
+        pass(&mut r.link, &mut r.events, 256);
+        while let Some(m) = r.watcher.next(Duration::ZERO) {
             let epoch = m.text().split(' ').next().unwrap_or_default().to_string();
             latest.insert(m.topic.clone(), epoch);
         }
     }
-    link.shutdown(S);
+    r.link.shutdown(S);
 }
 
 /// The TCP sockets of this process connected to `port`: how many, and
@@ -685,14 +709,8 @@ fn message_ids_stay_unique_through_the_whole_id_space_and_its_wrap_around() {
 fn gathered_bursts_through_a_slow_link_arrive_whole_and_in_order() {
     const N: usize = 3000;
     const SIZES: [usize; 5] = [3, 120, 1500, 20_000, 40];
-    let broker = Broker::start();
-    let relay = Relay::start(broker.port);
-    let cfg = link_config(relay.port, "gather");
-    let mut link = Link::new(&cfg, presence("t/gather")).unwrap();
-    let watcher = Client::connect(broker.port, &["t/gather/out/#"]);
-    let mut events = Vec::new();
-    wait_connected(&mut link, &mut events);
-    relay.throttle(512 << 10);
+    let mut r = Relayed::connect("gather", "t/gather/out/#");
+    r.relay.throttle(512 << 10);
     let payload = |i: usize| {
         let mut p = format!("{i}:").into_bytes();
         p.resize(SIZES[i % SIZES.len()].max(p.len()), b'a' + (i % 26) as u8);
@@ -702,13 +720,13 @@ fn gathered_bursts_through_a_slow_link_arrive_whole_and_in_order() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while received < N {
         assert!(Instant::now() < deadline, "{received} of {N} arrived");
-        while sent < N && link.has_room() {
+        while sent < N && r.link.has_room() {
             let topic = format!("t/gather/out/{sent}");
-            assert!(link.publish(&topic, &payload(sent), false, Class::Replay));
+            assert!(r.link.publish(&topic, &payload(sent), false, Class::Replay));
             sent += 1;
         }
-        pass(&mut link, &mut events, 256);
-        while let Some(m) = watcher.next(Duration::ZERO) {
+        pass(&mut r.link, &mut r.events, 256);
+        while let Some(m) = r.watcher.next(Duration::ZERO) {
             assert!(
                 m.payload == payload(received),
                 "message {received} lost, cut or out of order"
@@ -716,5 +734,5 @@ fn gathered_bursts_through_a_slow_link_arrive_whole_and_in_order() {
             received += 1;
         }
     }
-    link.shutdown(S);
+    r.link.shutdown(S);
 }
