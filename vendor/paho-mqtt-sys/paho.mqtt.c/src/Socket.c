@@ -1400,17 +1400,6 @@ int Socket_cork(SOCKET socket, int on)
 
 
 /**
- *  Attempts to write a series of buffers to a socket in *one* system call so that they are
- *  sent as one packet.
- *  @param socket the socket to write to
- *  @param buf0 the first buffer
- *  @param buf0len the length of data in the first buffer
- *  @param count number of buffers
- *  @param buffers an array of buffers to write
- *  @param buflens an array of corresponding buffer lengths
- *  @return completion code, especially TCPSOCKET_INTERRUPTED
- */
-/**
  *  Writes buffers to a socket with one writev(); what is not written (the socket's send buffer
  *  is full) becomes the socket's pending write, which owns the buffers marked in frees.
  *  @return TCPSOCKET_COMPLETE, TCPSOCKET_INTERRUPTED (partly written) or SOCKET_ERROR
@@ -1477,6 +1466,25 @@ static int Socket_takeGathered(Socket_readahead* ra, iobuf* iovec)
 
 
 /**
+ *  Copies a packet (its first buffer, then the others) to to.
+ *  @return the byte after the copy
+ */
+static char* Socket_copyPacket(char* to, char* buf0, size_t buf0len, PacketBuffers* bufs)
+{
+	int i;
+
+	memcpy(to, buf0, buf0len);
+	to += buf0len;
+	for (i = 0; i < bufs->count; i++)
+	{
+		memcpy(to, bufs->buffers[i], bufs->buflens[i]);
+		to += bufs->buflens[i];
+	}
+	return to;
+}
+
+
+/**
  *  Writes the packets gathered for a socket (when it is uncorked). The write is made without
  *  readahead_mutex, which is a leaf: the bytes are taken out of the buffer first.
  */
@@ -1535,7 +1543,6 @@ int Socket_putdatas(SOCKET socket, char* buf0, size_t buf0len, PacketBuffers buf
 	{
 		Socket_readahead* ra = NULL;
 		iobuf before;
-		char* to = NULL;
 		int taken = 0;
 
 		Paho_thread_lock_mutex(mod_s.readahead_mutex);
@@ -1543,28 +1550,17 @@ int Socket_putdatas(SOCKET socket, char* buf0, size_t buf0len, PacketBuffers buf
 		{
 			if (ra->outlen + total <= SOCKET_CORKED_WRITES_SIZE &&
 					(ra->out != NULL || (ra->out = malloc(SOCKET_CORKED_WRITES_SIZE)) != NULL))
-				to = ra->out + ra->outlen;
+			{
+				Socket_copyPacket(ra->out + ra->outlen, buf0, buf0len, &bufs);
+				ra->outlen += total;
+				rc = TCPSOCKET_COMPLETE;
+			}
 			else
 				taken = Socket_takeGathered(ra, &before);
-			if (to != NULL)
-				ra->outlen += total;
-		}
-		if (to != NULL)
-		{
-			memcpy(to, buf0, buf0len);
-			to += buf0len;
-			for (i = 0; i < bufs.count; i++)
-			{
-				memcpy(to, bufs.buffers[i], bufs.buflens[i]);
-				to += bufs.buflens[i];
-			}
 		}
 		Paho_thread_unlock_mutex(mod_s.readahead_mutex);
-		if (to != NULL)
-		{
-			rc = TCPSOCKET_COMPLETE;
+		if (rc == TCPSOCKET_COMPLETE)
 			goto exit;
-		}
 		if (taken)
 		{
 			int frees = 1;
@@ -1576,14 +1572,7 @@ int Socket_putdatas(SOCKET socket, char* buf0, size_t buf0len, PacketBuffers buf
 				rc = PAHO_MEMORY_ERROR;
 				goto exit;
 			}
-			to = all + before.iov_len;
-			memcpy(to, buf0, buf0len);
-			to += buf0len;
-			for (i = 0; i < bufs.count; i++)
-			{
-				memcpy(to, bufs.buffers[i], bufs.buflens[i]);
-				to += bufs.buflens[i];
-			}
+			Socket_copyPacket(all + before.iov_len, buf0, buf0len, &bufs);
 			before.iov_base = all;
 			before.iov_len = (ULONG)(before.iov_len + total);
 			rc = Socket_writeOrPend(socket, &before, &frees, 1, before.iov_len);
