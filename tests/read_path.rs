@@ -541,18 +541,6 @@ fn shutdown_during_a_flood() {
 // TLS: the records come through the same read-ahead buffer.
 
 #[cfg(feature = "tls")]
-/// A CA and a server certificate for 127.0.0.1 in `dir`; the mosquitto
-/// configuration lines of a TLS listener on `port` using them.
-fn tls_listener(dir: &Path, port: u16) -> String {
-    make_ca(dir, "ca");
-    make_cert(dir, "ca", "server", "IP:127.0.0.1,DNS:localhost");
-    format!(
-        "listener {port} 127.0.0.1\ncafile {0}/ca.crt\ncertfile {0}/server.crt\nkeyfile {0}/server.key\n",
-        dir.display()
-    )
-}
-
-#[cfg(feature = "tls")]
 /// The `[mqtt]` section of a TLS broker on `port` with the CA of `pki`.
 fn tls_mqtt(port: u16, pki: &Path) -> String {
     format!(

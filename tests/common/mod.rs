@@ -822,3 +822,14 @@ pub fn make_cert(dir: &Path, ca: &str, name: &str, san: &str) {
         ],
     );
 }
+
+/// A CA and a server certificate for 127.0.0.1 in `dir`; the mosquitto
+/// configuration lines of a TLS listener on `port` using them.
+pub fn tls_listener(dir: &Path, port: u16) -> String {
+    make_ca(dir, "ca");
+    make_cert(dir, "ca", "server", "IP:127.0.0.1,DNS:localhost");
+    format!(
+        "listener {port} 127.0.0.1\ncafile {0}/ca.crt\ncertfile {0}/server.crt\nkeyfile {0}/server.key\n",
+        dir.display()
+    )
+}
