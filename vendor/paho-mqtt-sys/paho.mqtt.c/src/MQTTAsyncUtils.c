@@ -1492,11 +1492,7 @@ static int MQTTAsync_processCommand(void)
 		/* more commands are queued: let the kernel send them together */
 		if (more && !command->client->corked && !command->client->unixsock)
 		{
-#if defined(OPENSSL)
-			command->client->corked = Socket_cork(command->client->c->net.socket, command->client->c->net.ssl != NULL);
-#else
-			command->client->corked = Socket_cork(command->client->c->net.socket, 0);
-#endif
+			command->client->corked = Socket_cork(command->client->c->net.socket, 1);
 			send_corked |= command->client->corked;
 		}
 #endif
@@ -1875,9 +1871,9 @@ static void MQTTAsync_uncorkAll(void)
 
 		if (m->corked)
 		{
-			if (m->c && m->c->net.socket != INVALID_SOCKET)
-				Socket_uncork(m->c->net.socket, m->corked);
 			m->corked = 0;
+			if (m->c && m->c->net.socket != INVALID_SOCKET)
+				Socket_cork(m->c->net.socket, 0);
 		}
 	}
 	MQTTAsync_unlock_mutex(mqttasync_mutex);

@@ -146,8 +146,7 @@ typedef struct MQTTAsync_struct
 	MQTTProperties* connectProps;
 	MQTTProperties* willProps;
 
-	/* the send thread corked this client's socket for a batch of publishes: what
-	   Socket_cork() returned, 0 if it is not corked */
+	/* the send thread corked this client's socket for a batch of publishes */
 	int corked;
 
 	/* one bit per message id (MAX_MSG_ID + 1 bits), allocated at the first

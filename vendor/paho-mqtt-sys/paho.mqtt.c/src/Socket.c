@@ -1362,64 +1362,39 @@ for testing purposes only!
 
 
 /**
- *  Corks a TCP socket: what is written into it is held and sent when it is uncorked. Packets
- *  written with Socket_putdatas() are gathered in the socket's buffer, and uncorking writes
- *  them with one writev(): the kernel's cork would add nothing to that but two system calls,
- *  so it is used only for sockets whose writes bypass Socket_putdatas() (TLS: SSL_write()), or
- *  when there is no buffer to gather into. The kernel's cork sends only full segments until
- *  it is cleared (Linux: TCP_CORK, which also sends whatever has been corked for 200 ms).
+ *  Corks (on = 1) or uncorks (on = 0) a TCP socket. While it is corked, the
+ *  kernel queues what is written and sends only full segments; uncorking
+ *  sends the rest at once (Linux: TCP_CORK, which also sends whatever has
+ *  been corked for 200 ms).
  *  @param socket the socket
- *  @param tls 1 if what is written into the socket does not go through Socket_putdatas()
- *  @return how the socket is corked, to be passed to Socket_uncork(): SOCKET_CORK_GATHER,
- *  SOCKET_CORK_KERNEL, or 0 if it is not (not a TCP socket, or no TCP_CORK on this system)
+ *  @param on 1 to cork, 0 to uncork
+ *  @return 1 if the socket is now corked, 0 otherwise (uncorked, not a TCP
+ *  socket, or no TCP_CORK on this system)
  */
-int Socket_cork(SOCKET socket, int tls)
+int Socket_cork(SOCKET socket, int on)
 {
-	int corked = 0;
 #if defined(TCP_CORK)
-	int on = 1;
+	int corked = 0;
 
 #if defined(SOCKET_GATHER)
-	if (!tls)
+	if (!on)
+		Socket_flushGathered(socket);
+#endif
+	corked = setsockopt(socket, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0 && on;
+#if defined(SOCKET_GATHER)
+	if (corked)
 	{
 		Socket_readahead* ra = NULL;
 
 		Paho_thread_lock_mutex(mod_s.readahead_mutex);
 		if ((ra = Socket_getReadahead(socket)) != NULL)
-		{
 			ra->corked = 1;
-			corked = SOCKET_CORK_GATHER;
-		}
 		Paho_thread_unlock_mutex(mod_s.readahead_mutex);
-		if (corked)
-			return corked;
 	}
-#endif
-	if (setsockopt(socket, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0)
-		corked = SOCKET_CORK_KERNEL;
 #endif
 	return corked;
-}
-
-
-/**
- *  Uncorks a socket corked by Socket_cork(): what it held is sent now.
- *  @param socket the socket
- *  @param corked what Socket_cork() returned
- */
-void Socket_uncork(SOCKET socket, int corked)
-{
-#if defined(SOCKET_GATHER)
-	if (corked == SOCKET_CORK_GATHER)
-		Socket_flushGathered(socket);
-#endif
-#if defined(TCP_CORK)
-	if (corked == SOCKET_CORK_KERNEL)
-	{
-		int off = 0;
-
-		setsockopt(socket, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
-	}
+#else
+	return 0;
 #endif
 }
 

@@ -167,12 +167,7 @@ SOCKET Socket_getReadySocket(int more_work, int timeout, mutex_type mutex, int* 
 int Socket_getch(SOCKET socket, char* c);
 int Socket_read(SOCKET socket, char* buf, size_t len);
 char *Socket_getdata(SOCKET socket, size_t bytes, size_t* actual_len, int* rc);
-/** Socket_cork(): packets written with Socket_putdatas() are gathered */
-#define SOCKET_CORK_GATHER 1
-/** Socket_cork(): the kernel holds what is written (TCP_CORK) */
-#define SOCKET_CORK_KERNEL 2
-int Socket_cork(SOCKET socket, int tls);
-void Socket_uncork(SOCKET socket, int corked);
+int Socket_cork(SOCKET socket, int on);
 int Socket_putdatas(SOCKET socket, char* buf0, size_t buf0len, PacketBuffers bufs);
 int Socket_close(SOCKET socket);
 #if defined(__GNUC__) && defined(__linux__)
