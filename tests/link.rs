@@ -770,3 +770,76 @@ fn gathered_bursts_through_a_slow_link_arrive_whole_and_in_order() {
     }
     r.link.shutdown(S);
 }
+
+/// Paho takes the first command it may send from its queue, skipping
+/// every later command of a client whose earlier one must wait (a QoS 1
+/// publish beyond the in-flight limit), and stops looking once every
+/// client waits (vendored patch 0009). A client held at its in-flight
+/// limit keeps its QoS 0 publishes behind its QoS 1 ones, in order, and
+/// does not hold up another client of the same process.
+#[test]
+fn a_client_at_its_in_flight_limit_holds_its_own_queue_not_another_clients() {
+    const N: usize = 200;
+    let broker = Broker::start();
+    let relay = Relay::start(broker.port);
+    let watcher = Client::connect(broker.port, &["t/held/#", "t/free/#"]);
+    let client = |uri: String, name: &str, inflight: i32| {
+        let cli = mqtt::AsyncClient::new(
+            mqtt::CreateOptionsBuilder::new()
+                .server_uri(uri)
+                .client_id(format!("{name}-{}", std::process::id()))
+                .max_buffered_messages(10 * N as i32)
+                .persistence(mqtt::PersistenceType::None)
+                .finalize(),
+        )
+        .unwrap();
+        let opts = mqtt::ConnectOptionsBuilder::new()
+            .keep_alive_interval(Duration::from_secs(600))
+            .max_inflight(inflight)
+            .finalize();
+        cli.connect(opts).wait().unwrap();
+        cli
+    };
+    let held = client(relay.url(), "held", 2);
+    let free = client(broker.url(), "free", 65_535);
+    relay.blackhole();
+    // Two QoS 1 publishes fill the window; the rest wait in Paho's queue,
+    // QoS 1 and QoS 0 alternating.
+    let qos = |i: usize| if i % 2 == 0 { mqtt::QOS_1 } else { mqtt::QOS_0 };
+    let mut tokens = Vec::new();
+    for i in 0..N {
+        let msg = mqtt::Message::new("t/held", i.to_string(), qos(i));
+        tokens.push(held.try_publish(msg).unwrap());
+    }
+    for i in 0..N {
+        drop(free.try_publish(mqtt::Message::new("t/free", i.to_string(), mqtt::QOS_0)));
+    }
+    for i in 0..N {
+        let m = watcher
+            .wait_for(Duration::from_secs(20), |m| m.topic == "t/free")
+            .unwrap_or_else(|| panic!("the free client's publish {i} held up"));
+        assert_eq!(
+            m.text(),
+            i.to_string(),
+            "the free client's publishes in order"
+        );
+    }
+    relay.heal();
+    for i in 0..N {
+        let m = watcher
+            .wait_for(Duration::from_secs(30), |m| m.topic == "t/held")
+            .unwrap_or_else(|| panic!("the held client's publish {i} never arrived"));
+        assert_eq!(
+            m.text(),
+            i.to_string(),
+            "the held client's publishes in order"
+        );
+    }
+    for (i, tok) in tokens.into_iter().enumerate() {
+        if let Err(e) = tok.wait_for(Duration::from_secs(30)) {
+            panic!("publish {i} of the held client: {e}");
+        }
+    }
+    held.disconnect(None).wait().unwrap();
+    free.disconnect(None).wait().unwrap();
+}

@@ -1280,6 +1280,9 @@ static int MQTTAsync_processCommand(void)
 			}
 		}
 		ListAppend(ignored_clients, cmd->client, sizeof(cmd->client));
+		/* every client has a command the ones after it must wait for: no later command can be taken */
+		if (MQTTAsync_handles && ignored_clients->count >= MQTTAsync_handles->count)
+			break;
 	}
 	ListFreeNoContent(ignored_clients);
 	if (command)
