@@ -189,20 +189,11 @@ impl Node {
 }
 
 /// A literal child, `parent` --label--> `child`; the label is its `key`.
-/// In the table, a slot whose `parent` is `NONE` is empty.
 #[derive(Debug, Clone, Copy)]
 struct Edge {
     parent: u32,
     child: u32,
     key: u64,
-}
-
-impl Edge {
-    const EMPTY: Edge = Edge {
-        parent: NONE,
-        child: NONE,
-        key: 0,
-    };
 }
 
 /// The top byte of the key of a label longer than [`SHORT`] bytes.
@@ -249,25 +240,19 @@ fn long_key(at: u32, len: usize) -> u64 {
 /// how many filters were inserted.
 ///
 /// Compact: a node is three `u32`s; the literal children of all nodes are
-/// edges held in the slots of one open-addressing table keyed by (parent,
-/// level) under a fast non-cryptographic hash (only configured levels are
-/// ever inserted, so topics from the network cannot lengthen its probes),
-/// so that finding a child reads one slot (a table of positions in a
-/// separate array of edges cost two cache misses per level among 10,000
-/// devices); a level name of at most 7 bytes is held in its edge, each
-/// distinct longer one is stored once, in one string; values are linked
-/// lists in one array. A device's watch, state and hello topics take about
-/// 150 bytes (a hash map per node took about a kilobyte).
+/// in one open-addressing table keyed by (parent, level) under a fast
+/// non-cryptographic hash (only configured levels are ever inserted, so
+/// topics from the network cannot lengthen its probes); a level name of at
+/// most 7 bytes is held in its edge, each distinct longer one is stored
+/// once, in one string; values are linked lists in
+/// one array. A device's watch, state and hello topics take about 150
+/// bytes (a hash map per node took about a kilobyte).
 #[derive(Debug)]
 pub struct TopicIndex<V> {
     nodes: Vec<Node>,
-    /// The edges, each in the slot of the hash of (parent, label) or in the
-    /// first empty one after it (linear probing, wrapping around); at most
-    /// two thirds full, of any length (a slot is found by multiplying the
-    /// hash, not by masking it, so that the table need not be a power of two).
     edges: Vec<Edge>,
-    /// How many slots of `edges` hold an edge.
-    used: usize,
+    /// Positions in `edges` by hash of (parent, label); `NONE`: empty.
+    slots: Vec<u32>,
     labels: String,
     /// While building (`shrink_to_fit` drops it): the distinct labels, as
     /// (position, length) in `labels` by hash of the label; `NONE`: empty.
@@ -282,7 +267,7 @@ impl<V> Default for TopicIndex<V> {
         TopicIndex {
             nodes: vec![Node::EMPTY],
             edges: Vec::new(),
-            used: 0,
+            slots: Vec::new(),
             labels: String::new(),
             interned: Vec::new(),
             distinct: 0,
@@ -318,12 +303,6 @@ fn table_len(used: usize) -> usize {
     (2 * (used + 1)).next_power_of_two()
 }
 
-/// The slot of a 32-bit `hash` in a table of `len` slots (`len` < 2³²): the
-/// hash's share of the table, so that any length spreads the hashes evenly.
-fn home(hash: usize, len: usize) -> usize {
-    ((hash as u64 * len as u64) >> 32) as usize
-}
-
 impl<V: Clone + PartialEq> TopicIndex<V> {
     pub fn new() -> Self {
         Self::default()
@@ -346,18 +325,19 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
     /// The literal child of `parent` named `label`.
     #[inline]
     fn child(&self, parent: u32, label: &str) -> Option<u32> {
-        let len = self.edges.len();
-        if len == 0 {
+        if self.slots.is_empty() {
             return None;
         }
         let label = label.as_bytes();
         let short = short_key(label);
-        let mut at = home(hash(parent, label), len);
+        let mask = self.slots.len() - 1;
+        let mut at = hash(parent, label) & mask;
         loop {
-            let e = &self.edges[at];
-            if e.parent == NONE {
+            let slot = self.slots[at];
+            if slot == NONE {
                 return None;
             }
+            let e = &self.edges[slot as usize];
             if e.parent == parent
                 && match short {
                     Some(key) => e.key == key,
@@ -366,33 +346,8 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
             {
                 return Some(e.child);
             }
-            at += 1;
-            if at == len {
-                at = 0;
-            }
+            at = (at + 1) & mask;
         }
-    }
-
-    /// Puts `edge` in the first empty slot from its hash's.
-    fn place(edges: &mut [Edge], edge: Edge, label: &[u8]) {
-        let len = edges.len();
-        let mut at = home(hash(edge.parent, label), len);
-        while edges[at].parent != NONE {
-            at += 1;
-            if at == len {
-                at = 0;
-            }
-        }
-        edges[at] = edge;
-    }
-
-    /// Moves the edges into a table of `len` slots.
-    fn rehash(&mut self, len: usize) {
-        let mut edges = vec![Edge::EMPTY; len];
-        for &e in self.edges.iter().filter(|e| e.parent != NONE) {
-            Self::place(&mut edges, e, self.label(e.key, &mut [0; 8]));
-        }
-        self.edges = edges;
     }
 
     /// The position of `label` in the label text, stored once (while
@@ -430,21 +385,30 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
     }
 
     fn add_child(&mut self, parent: u32, label: &str) -> u32 {
-        if 3 * (self.used + 1) > 2 * self.edges.len() {
-            // Half full after growing: amortised inserts.
-            self.rehash(2 * (self.used + 1));
+        if needs_growth(self.edges.len(), self.slots.len()) {
+            let mut slots = vec![NONE; table_len(self.edges.len())];
+            let mask = slots.len() - 1;
+            for (i, e) in self.edges.iter().enumerate() {
+                let mut at = hash(e.parent, self.label(e.key, &mut [0; 8])) & mask;
+                while slots[at] != NONE {
+                    at = (at + 1) & mask;
+                }
+                slots[at] = i as u32;
+            }
+            self.slots = slots;
         }
         self.nodes.push(Node::EMPTY);
         let child = (self.nodes.len() - 1) as u32;
         self.nodes[parent as usize].literal = true;
         let key = short_key(label.as_bytes())
             .unwrap_or_else(|| long_key(self.intern(label), label.len()));
-        Self::place(
-            &mut self.edges,
-            Edge { parent, child, key },
-            label.as_bytes(),
-        );
-        self.used += 1;
+        let mask = self.slots.len() - 1;
+        let mut at = hash(parent, label.as_bytes()) & mask;
+        while self.slots[at] != NONE {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = self.edges.len() as u32;
+        self.edges.push(Edge { parent, child, key });
         child
     }
 
@@ -452,9 +416,7 @@ impl<V: Clone + PartialEq> TopicIndex<V> {
     /// inserts need (later inserts still work, without sharing labels).
     pub fn shrink_to_fit(&mut self) {
         self.nodes.shrink_to_fit();
-        // Two thirds full: as small as the edges in an array of their own
-        // with a power-of-two table of positions beside it.
-        self.rehash((3 * self.used).div_ceil(2).max(1));
+        self.edges.shrink_to_fit();
         self.labels.shrink_to_fit();
         self.values.shrink_to_fit();
         self.interned = Vec::new();
@@ -748,9 +710,9 @@ mod tests {
 
     #[test]
     fn every_edge_is_found_through_growth_compaction_and_later_inserts() {
-        // The edges sit in a table of any length, two thirds full once
-        // compacted: probes wrap around its end. Each size is checked
-        // after every insert up to 300 devices, then 5,000 at once.
+        // The table of edges grows at half full and probes wrap around its
+        // end; compaction drops what only inserts need. Each size is
+        // checked after every insert up to 300 devices, then 5,000 at once.
         let device = |i: usize| format!("home/d{i}/sensors/#");
         let found = |index: &TopicIndex<usize>, i: usize| {
             let mut got = Vec::new();
@@ -773,7 +735,6 @@ mod tests {
             index.insert(&Filter::parse(&device(n)).unwrap(), n);
         }
         index.shrink_to_fit();
-        assert!(3 * index.used <= 2 * index.edges.len());
         for i in 0..5_000 {
             assert_eq!(found(&index, i), [i]);
         }
