@@ -843,3 +843,45 @@ fn a_client_at_its_in_flight_limit_holds_its_own_queue_not_another_clients() {
     held.disconnect(None).wait().unwrap();
     free.disconnect(None).wait().unwrap();
 }
+
+/// The main loop's publishes go to the link thread in batches: a full
+/// batch (256) at once, the rest when the loop flushes before it waits
+/// (or drains). Nothing is lost or reordered on the way.
+#[test]
+fn publishes_leave_in_batches_a_full_one_at_once_the_rest_at_the_flush() {
+    const FULL: usize = 256;
+    const N: usize = FULL + 44;
+    let mut r = Relayed::connect("batch", "t/batch/out/#");
+    for i in 0..N {
+        assert!(r.link.publish(
+            &format!("t/batch/out/{i}"),
+            i.to_string().as_bytes(),
+            false,
+            Class::Replay
+        ));
+    }
+    let mut received = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while received < FULL {
+        assert!(
+            Instant::now() < deadline,
+            "{received} of the full batch arrived"
+        );
+        if let Some(m) = r.watcher.next(Duration::from_millis(100)) {
+            assert_eq!(m.text(), received.to_string(), "lost or out of order");
+            received += 1;
+        }
+    }
+    r.link.flush();
+    while received < N {
+        assert!(
+            Instant::now() < deadline,
+            "{received} of {N} arrived after the flush"
+        );
+        if let Some(m) = r.watcher.next(Duration::from_millis(100)) {
+            assert_eq!(m.text(), received.to_string(), "lost or out of order");
+            received += 1;
+        }
+    }
+    r.link.shutdown(S);
+}
