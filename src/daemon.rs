@@ -236,9 +236,6 @@ impl Daemon {
             {
                 wake = wake.min(now + PACE);
             }
-            // What this pass published goes to the link thread as one
-            // command before the loop waits.
-            self.link.flush();
             select! {
                 recv(link_wake) -> woken => {
                     if woken.is_err() {
@@ -253,9 +250,6 @@ impl Daemon {
                     for ev in events.drain(..) {
                         self.on_link_event(ev, now);
                     }
-                    // The burst's publishes leave before the store's commit
-                    // at the top of the next pass.
-                    self.link.flush();
                 }
                 recv(control) -> req => match req {
                     Ok(req) => {
@@ -546,8 +540,6 @@ impl Daemon {
         self.monitor.tick(now, &mut self.out);
         self.flush();
         self.count_page();
-        // Alerts and `B/up` leave at once.
-        self.link.flush();
         self.agents.tick(at);
     }
 

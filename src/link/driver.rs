@@ -40,8 +40,7 @@ pub(crate) enum Command {
     Connect(u32),
     /// Count the publishes of the new connection here.
     Window(Arc<Counts>),
-    /// Publishes, in order.
-    Publish(Vec<mqtt::Message>),
+    Publish(mqtt::Message),
     Subscribe(Vec<String>),
     /// Subscribe to one topic without MQTT 5 "no local": the daemon's own
     /// publications on it come back too.
@@ -197,7 +196,7 @@ impl Driver {
         match cmd {
             Command::Connect(version) => self.connect(version),
             Command::Window(counts) => self.window = Some(counts),
-            Command::Publish(batch) => batch.into_iter().for_each(|msg| self.publish(msg)),
+            Command::Publish(msg) => self.publish(msg),
             Command::Subscribe(filters) => self.subscribe(filters),
             Command::SubscribeAll(topic) => {
                 let token = self.client.subscribe(topic.clone(), mqtt::QOS_1);

@@ -231,9 +231,6 @@ const LINGER: Duration = Duration::from_millis(1);
 /// Bytes a publish is counted for in the window beyond topic and payload
 /// (Paho's command, token and packet).
 const PUBLISH_OVERHEAD: usize = 200;
-/// Publishes handed to the link thread in one command at most (20 KB of
-/// messages; the window holds at most [`window::MAX_MESSAGES`]).
-const BATCH: usize = 256;
 
 /// The MQTT keep-alive announced to the broker for a configured
 /// `keepAlive` (seconds): 2/5 of it (see the module doc).
@@ -257,12 +254,6 @@ enum State {
 
 pub struct Link {
     commands: Sender<Command>,
-    /// Publishes built since the last command went to the link thread:
-    /// they go as one command (at most [`BATCH`]), before any other
-    /// command, at the latest when the main loop is about to wait
-    /// (`flush`): one channel send and one wake-up of the link thread per
-    /// batch, not per publish.
-    batch: Vec<mqtt::Message>,
     handoff: Arc<Handoff>,
     wake: Receiver<()>,
     /// While messages stream in, when `drain` looks at the hand-off again.
@@ -307,7 +298,6 @@ impl Link {
         let commands = driver::spawn(cfg, keep_alive, &presence, handoff.clone())?;
         Ok(Link {
             commands,
-            batch: Vec::new(),
             window: Window::new(handoff.clone()),
             handoff,
             wake,
@@ -372,20 +362,10 @@ impl Link {
         }
     }
 
-    fn command(&mut self, cmd: Command) {
-        self.flush();
+    fn command(&self, cmd: Command) {
         // Fails only when the link thread is gone (it panicked): the link
         // then stays disconnected, which the daemon reports.
         let _ = self.commands.send(cmd);
-    }
-
-    /// Hands the publishes built so far to the link thread. The main loop
-    /// calls it before it waits; `drain` and `pump` call it too.
-    pub fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            let batch = std::mem::take(&mut self.batch);
-            let _ = self.commands.send(Command::Publish(batch));
-        }
     }
 
     /// Hands the main loop up to `max` events (appended to `out`), in
@@ -471,8 +451,6 @@ impl Link {
         if more {
             self.handoff.notify();
         }
-        // What the pump moved, and the birth of a new connection.
-        self.flush();
     }
 
     fn on_connected(&mut self) -> bool {
@@ -675,13 +653,7 @@ impl Link {
         if self.version != V5 && !topic.starts_with(&self.presence.base) {
             self.echoes.published(topic, payload, Instant::now());
         }
-        if self.batch.capacity() == 0 {
-            self.batch.reserve_exact(BATCH);
-        }
-        self.batch.push(msg);
-        if self.batch.len() == BATCH {
-            self.flush();
-        }
+        self.command(Command::Publish(msg));
     }
 
     /// Holds `topic` = `payload` (retained) on a connection of its own,
@@ -745,7 +717,6 @@ impl Link {
     /// waiting at most about `timeout` (used once, at shutdown). Messages
     /// arriving from now on are dropped.
     pub fn shutdown(&mut self, timeout: Duration) {
-        self.flush();
         self.handoff.close();
         let (done, finished) = bounded(1);
         if self
