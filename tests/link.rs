@@ -347,18 +347,30 @@ fn wait_connected(link: &mut Link, events: &mut Vec<LinkEvent>) {
     }
 }
 
-/// A fast QoS 0 publisher (Paho's async client, no waiting per message).
-fn flood(port: u16, topic: &str, n: usize, payload: usize) {
+/// A connected Paho client of `uri` (no persistence), client id
+/// `<name>-<pid>`, buffering up to `buffered` publishes, with at most
+/// `inflight` QoS 1 publishes unacknowledged and a 10-minute keep-alive.
+fn paho_client(uri: String, name: &str, buffered: usize, inflight: i32) -> mqtt::AsyncClient {
     let cli = mqtt::AsyncClient::new(
         mqtt::CreateOptionsBuilder::new()
-            .server_uri(format!("tcp://127.0.0.1:{port}"))
-            .client_id(format!("flood-{}", std::process::id()))
-            .max_buffered_messages(100_000)
+            .server_uri(uri)
+            .client_id(format!("{name}-{}", std::process::id()))
+            .max_buffered_messages(buffered as i32)
             .persistence(mqtt::PersistenceType::None)
             .finalize(),
     )
     .unwrap();
-    cli.connect(mqtt::ConnectOptions::new()).wait().unwrap();
+    let opts = mqtt::ConnectOptionsBuilder::new()
+        .keep_alive_interval(Duration::from_secs(600))
+        .max_inflight(inflight)
+        .finalize();
+    cli.connect(opts).wait().unwrap();
+    cli
+}
+
+/// A fast QoS 0 publisher (Paho's async client, no waiting per message).
+fn flood(port: u16, topic: &str, n: usize, payload: usize) {
+    let cli = paho_client(format!("tcp://127.0.0.1:{port}"), "flood", 100_000, 65_535);
     let pad = "x".repeat(payload);
     let mut last = None;
     for i in 0..n {
@@ -685,19 +697,7 @@ fn message_ids_stay_unique_through_the_whole_id_space_and_its_wrap_around() {
     const IDS: usize = 65_535;
     let broker = Broker::start();
     let relay = Relay::start(broker.port);
-    let cli = mqtt::AsyncClient::new(
-        mqtt::CreateOptionsBuilder::new()
-            .server_uri(relay.url())
-            .client_id(format!("ids-{}", std::process::id()))
-            .max_buffered_messages(2 * IDS as i32)
-            .persistence(mqtt::PersistenceType::None)
-            .finalize(),
-    )
-    .unwrap();
-    let opts = mqtt::ConnectOptionsBuilder::new()
-        .keep_alive_interval(Duration::from_secs(600))
-        .finalize();
-    cli.connect(opts).wait().unwrap();
+    let cli = paho_client(relay.url(), "ids", 2 * IDS, 65_535);
     relay.blackhole();
     let message = |i: usize| mqtt::Message::new("t/ids", i.to_string(), mqtt::QOS_1);
     let mut tokens = Vec::with_capacity(IDS);
@@ -783,25 +783,8 @@ fn a_client_at_its_in_flight_limit_holds_its_own_queue_not_another_clients() {
     let broker = Broker::start();
     let relay = Relay::start(broker.port);
     let watcher = Client::connect(broker.port, &["t/held/#", "t/free/#"]);
-    let client = |uri: String, name: &str, inflight: i32| {
-        let cli = mqtt::AsyncClient::new(
-            mqtt::CreateOptionsBuilder::new()
-                .server_uri(uri)
-                .client_id(format!("{name}-{}", std::process::id()))
-                .max_buffered_messages(10 * N as i32)
-                .persistence(mqtt::PersistenceType::None)
-                .finalize(),
-        )
-        .unwrap();
-        let opts = mqtt::ConnectOptionsBuilder::new()
-            .keep_alive_interval(Duration::from_secs(600))
-            .max_inflight(inflight)
-            .finalize();
-        cli.connect(opts).wait().unwrap();
-        cli
-    };
-    let held = client(relay.url(), "held", 2);
-    let free = client(broker.url(), "free", 65_535);
+    let held = paho_client(relay.url(), "held", 10 * N, 2);
+    let free = paho_client(broker.url(), "free", 10 * N, 65_535);
     relay.blackhole();
     // Two QoS 1 publishes fill the window; the rest wait in Paho's queue,
     // QoS 1 and QoS 0 alternating.
@@ -814,27 +797,23 @@ fn a_client_at_its_in_flight_limit_holds_its_own_queue_not_another_clients() {
     for i in 0..N {
         drop(free.try_publish(mqtt::Message::new("t/free", i.to_string(), mqtt::QOS_0)));
     }
-    for i in 0..N {
-        let m = watcher
-            .wait_for(Duration::from_secs(20), |m| m.topic == "t/free")
-            .unwrap_or_else(|| panic!("the free client's publish {i} held up"));
-        assert_eq!(
-            m.text(),
-            i.to_string(),
-            "the free client's publishes in order"
-        );
-    }
+    // Every publish of `who` (its topic `t/<who>`) arrives, in order.
+    let all_arrive = |who: &str| {
+        let topic = format!("t/{who}");
+        for i in 0..N {
+            let m = watcher
+                .wait_for(Duration::from_secs(30), |m| m.topic == topic)
+                .unwrap_or_else(|| panic!("the {who} client's publish {i} held up or lost"));
+            assert_eq!(
+                m.text(),
+                i.to_string(),
+                "the {who} client's publishes in order"
+            );
+        }
+    };
+    all_arrive("free");
     relay.heal();
-    for i in 0..N {
-        let m = watcher
-            .wait_for(Duration::from_secs(30), |m| m.topic == "t/held")
-            .unwrap_or_else(|| panic!("the held client's publish {i} never arrived"));
-        assert_eq!(
-            m.text(),
-            i.to_string(),
-            "the held client's publishes in order"
-        );
-    }
+    all_arrive("held");
     for (i, tok) in tokens.into_iter().enumerate() {
         if let Err(e) = tok.wait_for(Duration::from_secs(30)) {
             panic!("publish {i} of the held client: {e}");
