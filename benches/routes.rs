@@ -5,8 +5,8 @@
 //! p % N for pair p, a sensor topic then a state topic), so that successive
 //! lookups share nothing in the processor's caches beyond the first
 //! levels. Prints nanoseconds per lookup (the median of 7 passes of
-//! 1,000,000 lookups) for each N: at 10,000 devices the trie (about 750
-//! KB) no longer fits a core's second-level cache, and what a lookup costs
+//! 1,000,000 lookups) for each N: at 10,000 devices the trie (about 1.2
+//! MB) no longer fits a core's second-level cache, and what a lookup costs
 //! is mostly its cache misses. No broker, one thread: steadier than the
 //! flood benchmark, though a busy machine still moves it (compare two
 //! builds in turn, several times).
