@@ -77,7 +77,7 @@ fn run(
         }
         None => config,
     };
-    init_paho(&config.mqtt.server_address);
+    init_paho(&config.mqtt);
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     if let Some(addr) = config.http_bind {
         http::spawn(addr, control_tx)?;
@@ -90,11 +90,11 @@ fn run(
 /// Tells Paho C, before its first client exists, whether to initialise
 /// OpenSSL: only for a TLS broker. By default it does for any client,
 /// loading every algorithm, the error strings and OpenSSL's configuration
-/// file (about 2 MB of resident memory). OpenSSL 1.1 and later initialise
-/// themselves at their first use anyway, so a TLS connection made later
-/// (after a reload) still works.
-fn init_paho(server_address: &str) {
-    let tls = is_tls(server_address);
+/// file (about 2 MB of resident memory). Without a TLS broker, OpenSSL is
+/// not even loaded (the link loads it for a TLS client, see
+/// vendor/paho-mqtt-sys/PATCHES.md).
+fn init_paho(mqtt: &config::MqttConfig) {
+    let tls = mqtt.uses_tls();
     let mut options = paho_mqtt_sys::MQTTAsync_init_options {
         struct_id: [b'M', b'Q', b'T', b'G'].map(|b| b as std::ffi::c_char),
         struct_version: 0,
@@ -103,13 +103,6 @@ fn init_paho(server_address: &str) {
     // SAFETY: a valid init structure (version 0, "MQTG"), read during the
     // call only; called before any Paho client is created.
     unsafe { paho_mqtt_sys::MQTTAsync_global_init(&mut options) };
-}
-
-/// Whether a broker address needs TLS.
-fn is_tls(server_address: &str) -> bool {
-    ["ssl://", "mqtts://"]
-        .iter()
-        .any(|scheme| server_address.starts_with(scheme))
 }
 
 /// A thread turning SIGTERM/SIGINT/SIGHUP into messages for the main loop;
@@ -145,7 +138,7 @@ fn load_config(path: &Path) -> Option<Config> {
             for w in &loaded.warnings {
                 warn!("{w}");
             }
-            if !cfg!(feature = "tls") && is_tls(&loaded.config.mqtt.server_address) {
+            if !cfg!(feature = "tls") && loaded.config.mqtt.uses_tls() {
                 error!(
                     "{}: [mqtt] serverAddress {} needs TLS, which this iotmonitor was built without (cargo feature \"tls\"): use a tcp:// broker or a build with TLS",
                     path.display(),

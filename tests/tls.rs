@@ -1,7 +1,8 @@
 //! TLS: the daemon connects to a real mosquitto TLS listener with a
 //! throw-away CA made by the test (server verification, client
-//! certificate), and refuses a server its CA did not sign. Only in builds
-//! with TLS (the default).
+//! certificate), and refuses a server its CA did not sign. OpenSSL is
+//! loaded for a TLS broker only, and a libssl that cannot be loaded is a
+//! clear error. Only in builds with TLS (the default).
 #![cfg(feature = "tls")]
 
 mod common;
@@ -44,6 +45,11 @@ fn connects_over_tls_with_client_certificate() {
         "{}",
         up.text()
     );
+    let loaded = mapped_openssl(daemon.pid());
+    assert!(
+        loaded.iter().any(|lib| lib.contains("libssl.so")),
+        "{loaded:?}"
+    );
     assert!(daemon.terminate().success());
 
     // A server certificate from another CA is refused.
@@ -58,4 +64,63 @@ fn connects_over_tls_with_client_certificate() {
     );
     assert!(daemon.log().contains("cannot connect"), "{}", daemon.log());
     assert!(daemon.terminate().success());
+}
+
+/// The OpenSSL libraries mapped into a process.
+fn mapped_openssl(pid: i32) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut libs: Vec<String> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| path.contains("/libssl.so") || path.contains("/libcrypto.so"))
+        .map(str::to_string)
+        .collect();
+    libs.dedup();
+    libs
+}
+
+/// libssl and libcrypto are not linked but loaded for the first TLS
+/// client (vendor/paho-mqtt-sys/PATCHES.md): a daemon with a plain broker
+/// never maps them, through a lost connection and its reconnection (Paho
+/// C frees its TLS session, none, when a connection closes).
+#[test]
+fn openssl_is_not_loaded_for_a_plain_broker() {
+    let mut broker = Broker::start();
+    let dir = workdir(&mqtt_section(broker.port, "t/plain"));
+    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    let c = Client::connect(broker.port, &["t/plain/#"]);
+    c.wait_topic("t/plain/up", 15 * S).expect("up");
+    broker.restart();
+    let c = Client::connect(broker.port, &["t/plain/#"]);
+    c.wait_topic("t/plain/up", 15 * S)
+        .expect("up again after the broker's restart");
+    assert_eq!(mapped_openssl(daemon.pid()), Vec::<String>::new());
+    assert!(daemon.terminate().success());
+}
+
+/// A TLS broker with no loadable libssl: the daemon says so and exits,
+/// rather than Paho C stopping it at its first OpenSSL call.
+#[test]
+fn a_tls_broker_without_a_loadable_libssl_is_a_clear_error() {
+    let libs = tempfile::tempdir().unwrap();
+    std::fs::write(libs.path().join("libssl.so.3"), b"not a library").unwrap();
+    let port = free_port();
+    let dir = workdir(&format!(
+        "[mqtt]\nserverAddress=\"ssl://127.0.0.1:{port}\"\nbaseTopic=\"t/nossl\"\nclientid=\"nossl\"\n"
+    ));
+    let mut daemon = Iotmonitor::start_with_env(
+        dir.path(),
+        &[],
+        &[("LD_LIBRARY_PATH", libs.path().to_str().unwrap())],
+    );
+    let status = daemon.wait(15 * S).expect("exits");
+    assert!(!status.success());
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!(
+            "ssl://127.0.0.1:{port} needs OpenSSL, but cannot load libssl.so.3"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
 }

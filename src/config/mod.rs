@@ -64,6 +64,15 @@ pub struct MqttConfig {
     pub tls: Tls,
 }
 
+impl MqttConfig {
+    /// Whether the broker is reached over TLS (`ssl://` or `mqtts://`).
+    pub fn uses_tls(&self) -> bool {
+        ["ssl://", "mqtts://"]
+            .iter()
+            .any(|scheme| self.server_address.starts_with(scheme))
+    }
+}
+
 /// TLS files for `ssl://`/`mqtts://` brokers. Without a CA file the
 /// system's trust store is used.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -87,9 +87,11 @@ impl Config {
     fn tls_line(&self) -> Option<String> {
         let m = &self.mqtt;
         let tls = &m.tls;
-        let secure =
-            m.server_address.starts_with("ssl://") || m.server_address.starts_with("mqtts://");
-        if !secure && tls.ca_file.is_none() && tls.cert_file.is_none() && tls.key_file.is_none() {
+        if !m.uses_tls()
+            && tls.ca_file.is_none()
+            && tls.cert_file.is_none()
+            && tls.key_file.is_none()
+        {
             return None;
         }
         let mut line = match &tls.ca_file {
@@ -107,7 +109,7 @@ impl Config {
         }
         if self.broker_listen.is_some() {
             line.push_str(" (unused: the daemon talks to the embedded broker)");
-        } else if !secure {
+        } else if !m.uses_tls() {
             line.push_str(" (unused: serverAddress is not ssl:// or mqtts://)");
         }
         Some(line)

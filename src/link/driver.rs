@@ -574,8 +574,15 @@ fn build_holder(
 
 /// A Paho client for the broker of `cfg`: no persistence, nothing queued
 /// while disconnected, and at most twice the link's window in its queue
-/// (the link keeps at most `MAX_MESSAGES` there; a safety net).
+/// (the link keeps at most `MAX_MESSAGES` there; a safety net). For a TLS
+/// broker, OpenSSL is loaded first (it is not linked: PATCHES.md of the
+/// vendored paho-mqtt-sys), so that a missing libssl is this error rather
+/// than Paho C stopping the program at its first OpenSSL call.
 fn create(cfg: &MqttConfig, client_id: &str, version: u32) -> anyhow::Result<mqtt::AsyncClient> {
+    if cfg.uses_tls() {
+        paho_mqtt_sys::load_openssl()
+            .map_err(|why| anyhow::anyhow!("{} needs OpenSSL, but {why}", cfg.server_address))?;
+    }
     let create = mqtt::CreateOptionsBuilder::new()
         .server_uri(&cfg.server_address)
         .client_id(client_id)
@@ -610,7 +617,7 @@ fn options(
     if let Some(password) = &cfg.password {
         builder.password(password.as_str());
     }
-    if cfg.server_address.starts_with("ssl://") || cfg.server_address.starts_with("mqtts://") {
+    if cfg.uses_tls() {
         builder.ssl_options(ssl_options(&cfg.tls)?);
     }
     Ok(builder.finalize())

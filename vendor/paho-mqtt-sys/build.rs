@@ -61,6 +61,7 @@ use std::{
 const PAHO_MQTT_C_VERSION: &str = "1.3.16";
 
 fn main() {
+    println!("cargo:rustc-check-cfg=cfg(paho_openssl_on_demand)");
     build::main();
 }
 
@@ -333,8 +334,10 @@ mod build {
 
         bindings::place_bindings(&inc_dir);
 
-        // Link in the SSL libraries if configured for it.
-        if cfg!(feature = "ssl") {
+        // Link in the SSL libraries if configured for it, unless they are
+        // loaded on demand (see `openssl_on_demand()` below).
+        let on_demand = cfg!(feature = "ssl") && openssl_on_demand();
+        if cfg!(feature = "ssl") && !on_demand {
             if let Some(openssl_root_dir) = openssl_root_dir() {
                 println!("cargo:rustc-link-search={}/lib", openssl_root_dir);
             }
@@ -364,6 +367,41 @@ mod build {
         // we add the folder where all the libraries are built to the path search
         println!("cargo:rustc-link-search=native={}", lib_path.display());
         println!("cargo:rustc-link-lib=static={}", link_lib);
+
+        if on_demand {
+            println!("cargo:rustc-cfg=paho_openssl_on_demand");
+            println!("cargo:rustc-link-lib=dl");
+        }
+    }
+
+    // On Linux with OpenSSL 3, libssl and libcrypto are not linked but
+    // loaded with dlopen() when the first TLS client needs them
+    // (`openssl-on-demand/`): a program that never makes a TLS connection
+    // does not carry them. Elsewhere, or when the forwarders do not
+    // compile against the installed headers (another OpenSSL), they are
+    // linked as before. OPENSSL_STATIC links them, statically, as before.
+    fn openssl_on_demand() -> bool {
+        println!("cargo:rerun-if-changed=openssl-on-demand");
+        println!("cargo:rerun-if-env-changed=OPENSSL_STATIC");
+        if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux")
+            || env::var_os("OPENSSL_STATIC").is_some()
+        {
+            return false;
+        }
+        let mut build = cc::Build::new();
+        build
+            .file("openssl-on-demand/openssl_on_demand.c")
+            .warnings(true);
+        if let Ok(include) = env::var("DEP_OPENSSL_INCLUDE") {
+            build.include(include);
+        }
+        match build.try_compile("paho_openssl_on_demand") {
+            Ok(()) => true,
+            Err(e) => {
+                println!("cargo:warning=OpenSSL linked, not loaded on demand: {e}");
+                false
+            }
+        }
     }
 }
 

@@ -34,6 +34,35 @@ use std::ptr;
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 
+/////////////////////////////////////////////////////////////////////////////
+// OpenSSL on demand
+
+#[cfg(paho_openssl_on_demand)]
+extern "C" {
+    fn paho_openssl_load(error: *mut c_char, error_len: usize) -> c_int;
+}
+
+/// Makes OpenSSL ready for a TLS client. With the `ssl` feature on Linux
+/// and OpenSSL 3, libssl and libcrypto are not linked but loaded by this
+/// call, or else by Paho C's first OpenSSL call, which stops the program
+/// if they cannot be loaded: call it before creating a client for an
+/// `ssl://` or `mqtts://` URI. Ok when OpenSSL is loaded (or linked);
+/// otherwise the error says why it cannot be loaded.
+pub fn load_openssl() -> Result<(), String> {
+    #[cfg(paho_openssl_on_demand)]
+    {
+        let mut error = [0 as c_char; 512];
+        // SAFETY: a buffer and its length, which the call writes a
+        // NUL-terminated message into when it fails.
+        if unsafe { paho_openssl_load(error.as_mut_ptr(), error.len()) } != 0 {
+            // SAFETY: NUL-terminated by paho_openssl_load().
+            let why = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
+            return Err(why.to_string_lossy().into_owned());
+        }
+    }
+    Ok(())
+}
+
 // The following 'Default' trait implementations contain initializations
 // for the structures from the Paho C library. Each of those structs
 // contains an initializer macro in MQTTAsync.h.
