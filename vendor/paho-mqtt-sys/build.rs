@@ -379,12 +379,14 @@ mod build {
     // (`openssl-on-demand/`): a program that never makes a TLS connection
     // does not carry them. Elsewhere, or when the forwarders do not
     // compile against the installed headers (another OpenSSL), they are
-    // linked as before. OPENSSL_STATIC links them, statically, as before.
+    // linked as before; so they are, statically, with OPENSSL_STATIC or
+    // the `vendored-ssl` feature.
     fn openssl_on_demand() -> bool {
         println!("cargo:rerun-if-changed=openssl-on-demand");
         println!("cargo:rerun-if-env-changed=OPENSSL_STATIC");
         if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux")
             || env::var_os("OPENSSL_STATIC").is_some()
+            || cfg!(feature = "vendored-ssl")
         {
             return false;
         }
