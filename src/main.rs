@@ -171,11 +171,19 @@ fn warn_if_password_readable(path: &Path, config: &Config) {
     }
 }
 
-/// `--check`: validate and print a summary (never the password).
+/// `--check`: validate and print a summary (never the password). For a
+/// TLS broker, also that OpenSSL can be loaded (it is not linked), as
+/// the daemon would stop at start-up without it.
 fn check(path: &Path) -> ExitCode {
     let Some(config) = load_config(path) else {
         return ExitCode::from(EXIT_CONFIG);
     };
+    if config.mqtt.uses_tls() {
+        if let Err(why) = paho_mqtt_sys::load_openssl() {
+            error!("{} needs OpenSSL, but {why}", config.mqtt.server_address);
+            return ExitCode::FAILURE;
+        }
+    }
     println!("{}: configuration is valid", path.display());
     print!("{}", config.summary());
     ExitCode::SUCCESS

@@ -99,28 +99,27 @@ fn openssl_is_not_loaded_for_a_plain_broker() {
 }
 
 /// A TLS broker with no loadable libssl: the daemon says so and exits,
-/// rather than Paho C stopping it at its first OpenSSL call.
+/// rather than Paho C stopping it at its first OpenSSL call; `--check`
+/// says so too.
 #[test]
 fn a_tls_broker_without_a_loadable_libssl_is_a_clear_error() {
     let libs = tempfile::tempdir().unwrap();
     std::fs::write(libs.path().join("libssl.so.3"), b"not a library").unwrap();
+    let env = [("LD_LIBRARY_PATH", libs.path().to_str().unwrap())];
     let port = free_port();
     let dir = workdir(&format!(
         "[mqtt]\nserverAddress=\"ssl://127.0.0.1:{port}\"\nbaseTopic=\"t/nossl\"\nclientid=\"nossl\"\n"
     ));
-    let mut daemon = Iotmonitor::start_with_env(
-        dir.path(),
-        &[],
-        &[("LD_LIBRARY_PATH", libs.path().to_str().unwrap())],
-    );
-    let status = daemon.wait(15 * S).expect("exits");
-    assert!(!status.success());
-    let log = daemon.log();
-    assert!(
-        log.contains(&format!(
-            "ssl://127.0.0.1:{port} needs OpenSSL, but cannot load libssl.so.3"
-        )),
-        "{log}"
-    );
-    assert!(!log.contains("panicked"), "{log}");
+    let said = format!("ssl://127.0.0.1:{port} needs OpenSSL, but cannot load libssl.so.3");
+    for args in [&[][..], &["--check"]] {
+        let mut daemon = Iotmonitor::start_with_env(dir.path(), args, &env);
+        let status = daemon.wait(15 * S).expect("exits");
+        assert!(!status.success(), "{args:?}");
+        let log = daemon.log();
+        assert!(log.contains(&said), "{args:?}: {log}");
+        assert!(!log.contains("panicked"), "{log}");
+    }
+    // With OpenSSL at hand, --check passes.
+    let (code, out, err) = run(dir.path(), &["--check"]);
+    assert_eq!(code, 0, "{out}{err}");
 }
