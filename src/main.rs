@@ -178,11 +178,9 @@ fn check(path: &Path) -> ExitCode {
     let Some(config) = load_config(path) else {
         return ExitCode::from(EXIT_CONFIG);
     };
-    if config.mqtt.uses_tls() {
-        if let Err(why) = paho_mqtt_sys::load_openssl() {
-            error!("{} needs OpenSSL, but {why}", config.mqtt.server_address);
-            return ExitCode::FAILURE;
-        }
+    if let Err(e) = iotmonitor::link::load_tls(&config.mqtt) {
+        error!("{e}");
+        return ExitCode::FAILURE;
     }
     println!("{}: configuration is valid", path.display());
     print!("{}", config.summary());

@@ -574,15 +574,10 @@ fn build_holder(
 
 /// A Paho client for the broker of `cfg`: no persistence, nothing queued
 /// while disconnected, and at most twice the link's window in its queue
-/// (the link keeps at most `MAX_MESSAGES` there; a safety net). For a TLS
-/// broker, OpenSSL is loaded first (it is not linked: PATCHES.md of the
-/// vendored paho-mqtt-sys), so that a missing libssl is this error rather
-/// than Paho C stopping the program at its first OpenSSL call.
+/// (the link keeps at most `MAX_MESSAGES` there; a safety net). OpenSSL
+/// is loaded first for a TLS broker (`load_tls`).
 fn create(cfg: &MqttConfig, client_id: &str, version: u32) -> anyhow::Result<mqtt::AsyncClient> {
-    if cfg.uses_tls() {
-        paho_mqtt_sys::load_openssl()
-            .map_err(|why| anyhow::anyhow!("{} needs OpenSSL, but {why}", cfg.server_address))?;
-    }
+    super::load_tls(cfg)?;
     let create = mqtt::CreateOptionsBuilder::new()
         .server_uri(&cfg.server_address)
         .client_id(client_id)

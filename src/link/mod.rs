@@ -232,6 +232,18 @@ const LINGER: Duration = Duration::from_millis(1);
 /// (Paho's command, token and packet).
 const PUBLISH_OVERHEAD: usize = 200;
 
+/// For a TLS broker, loads OpenSSL, which is not linked (PATCHES.md of the
+/// vendored paho-mqtt-sys): a missing libssl is then this error rather
+/// than Paho C stopping the program at its first OpenSSL call. Nothing to
+/// do for a plain broker.
+pub fn load_tls(cfg: &MqttConfig) -> anyhow::Result<()> {
+    if cfg.uses_tls() {
+        paho_mqtt_sys::load_openssl()
+            .map_err(|why| anyhow::anyhow!("{} needs OpenSSL, but {why}", cfg.server_address))?;
+    }
+    Ok(())
+}
+
 /// The MQTT keep-alive announced to the broker for a configured
 /// `keepAlive` (seconds): 2/5 of it (see the module doc).
 pub fn announced_keep_alive(keep_alive: u64) -> Duration {
