@@ -822,3 +822,72 @@ fn a_client_at_its_in_flight_limit_holds_its_own_queue_not_another_clients() {
     held.disconnect(None).wait().unwrap();
     free.disconnect(None).wait().unwrap();
 }
+
+/// Retained facts (availability announcements) go at QoS 1, which the
+/// broker acknowledges a receive maximum at a time (20 with mosquitto).
+/// Through a relay that holds everything 100 ms each way, 500 of them take
+/// seconds to be acknowledged: an alert published after them must not wait
+/// behind them in Paho's queue (it did when both shared one window: it
+/// came after all 500), and none of them is lost.
+#[test]
+fn an_alert_overtakes_qos1_announcements_waiting_for_acknowledgements() {
+    const FACTS: usize = 500;
+    let mut r = Relayed::connect("lane", "t/lane/#");
+    r.relay.delay(Duration::from_millis(100));
+    for d in 0..FACTS {
+        r.link.publish(
+            &format!("t/lane/availability/d{d}"),
+            b"online",
+            true,
+            Class::Retained,
+        );
+    }
+    let sent = Instant::now();
+    r.link
+        .publish("t/lane/expired/watchme", b"1700000000", false, Class::Alert);
+    let mut facts = std::collections::HashSet::new();
+    let mut before_alert = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while before_alert.is_none() || facts.len() < FACTS {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {FACTS} announcements, alert {}: {:?}",
+            facts.len(),
+            if before_alert.is_some() {
+                "seen"
+            } else {
+                "not seen"
+            },
+            r.link.stats()
+        );
+        pass(&mut r.link, &mut r.events, 256);
+        while let Some(m) = r.watcher.next(Duration::from_millis(1)) {
+            if m.topic == "t/lane/expired/watchme" {
+                before_alert = Some((facts.len(), sent.elapsed()));
+            } else if m.topic.starts_with("t/lane/availability/") {
+                facts.insert(m.topic);
+            }
+        }
+    }
+    let (overtaken, took) = before_alert.unwrap();
+    println!(
+        "the alert came after {overtaken} of {FACTS} announcements, {took:?} after it was published; \
+         all {FACTS} after {:?}",
+        sent.elapsed()
+    );
+    // At most the link's QoS 1 window (20) went before it.
+    assert!(
+        overtaken <= 40,
+        "the alert waited behind {overtaken} announcements"
+    );
+    assert!(took < 2 * S, "the alert took {took:?}");
+    assert!(
+        wait_until(10 * S, || {
+            pass(&mut r.link, &mut r.events, 256);
+            r.link.is_idle()
+        }),
+        "{:?}",
+        r.link.stats()
+    );
+    r.link.shutdown(S);
+}

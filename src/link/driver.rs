@@ -38,8 +38,9 @@ pub(crate) const V311: u32 = mqtt::MQTT_VERSION_3_1_1;
 pub(crate) enum Command {
     /// Start a connection attempt speaking this MQTT version.
     Connect(u32),
-    /// Count the publishes of the new connection here.
-    Window(Arc<Counts>),
+    /// Count the publishes of the new connection here: QoS 0 in the
+    /// first, QoS 1 in the second (see `Link::publish`).
+    Window(Arc<Counts>, Arc<Counts>),
     Publish(mqtt::Message),
     Subscribe(Vec<String>),
     /// Subscribe to one topic without MQTT 5 "no local": the daemon's own
@@ -126,7 +127,7 @@ struct Driver {
     client: mqtt::AsyncClient,
     opts: mqtt::ConnectOptions,
     version: u32,
-    window: Option<Arc<Counts>>,
+    window: Option<(Arc<Counts>, Arc<Counts>)>,
     awaited: Vec<(mqtt::Token, Awaited)>,
     poke: Waker,
     /// A publish was refused: warned once until one is accepted again.
@@ -195,7 +196,7 @@ impl Driver {
     fn execute(&mut self, cmd: Command) {
         match cmd {
             Command::Connect(version) => self.connect(version),
-            Command::Window(counts) => self.window = Some(counts),
+            Command::Window(qos0, qos1) => self.window = Some((qos0, qos1)),
             Command::Publish(msg) => self.publish(msg),
             Command::Subscribe(filters) => self.subscribe(filters),
             Command::SubscribeAll(topic) => {
@@ -238,8 +239,13 @@ impl Driver {
     }
 
     fn publish(&mut self, msg: mqtt::Message) {
-        let Some(counts) = &self.window else {
+        let Some((qos0, qos1)) = &self.window else {
             return;
+        };
+        let counts = if msg.qos() == mqtt::QoS::AtMostOnce {
+            qos0
+        } else {
+            qos1
         };
         match self.client.try_publish(msg) {
             Ok(mut token) => {

@@ -278,8 +278,14 @@ pub struct Link {
     /// The MQTT version of the last connection.
     version: u32,
     subscriptions: Subscriptions,
+    /// QoS 0 publishes in Paho's hands, and those waiting for room.
     window: Window,
     outbox: Outbox,
+    /// QoS 1 publishes (retained facts) in Paho's hands, and those waiting
+    /// for room: apart, so that the few acknowledged at a time never hold
+    /// up an alert (see `publish`).
+    facts_window: Window,
+    facts: Outbox,
     /// With MQTT 3.1.1 only: drops the broker's copies of our publishes.
     echoes: EchoGuard,
     connections: u64,
@@ -310,7 +316,8 @@ impl Link {
         let commands = driver::spawn(cfg, keep_alive, &presence, handoff.clone())?;
         Ok(Link {
             commands,
-            window: Window::new(handoff.clone()),
+            window: Window::new(handoff.clone(), window::MAX_MESSAGES),
+            facts_window: Window::new(handoff.clone(), window::MAX_QOS1),
             handoff,
             wake,
             recheck: None,
@@ -324,6 +331,7 @@ impl Link {
             version: V5,
             subscriptions: Subscriptions::default(),
             outbox: Outbox::default(),
+            facts: Outbox::default(),
             echoes: EchoGuard::default(),
             connections: 0,
             token: format!("{} {}", crate::clock::wall_ms(), std::process::id()),
@@ -475,8 +483,12 @@ impl Link {
         self.version = version;
         self.backoff.reset();
         self.connections += 1;
-        self.window = Window::new(self.handoff.clone());
-        self.command(Command::Window(self.window.counts()));
+        self.window = Window::new(self.handoff.clone(), window::MAX_MESSAGES);
+        self.facts_window = Window::new(self.handoff.clone(), window::MAX_QOS1);
+        self.command(Command::Window(
+            self.window.counts(),
+            self.facts_window.counts(),
+        ));
         if version == V5 {
             info!("connected to {}", self.uri);
         } else {
@@ -594,43 +606,65 @@ impl Link {
         }
     }
 
-    /// Publishes at QoS 0. Never waits: the message goes to Paho when its
-    /// window has room, else to the outbox (where only repeats may be
-    /// dropped, see `Class`). While disconnected it is dropped at once
-    /// (returns false): the daemon republishes what matters on connect.
+    /// Publishes (QoS 0, retained facts QoS 1). Never waits: the message
+    /// goes to Paho when its window has room, else to its outbox (where
+    /// only repeats may be dropped, see `Class`). While disconnected it is
+    /// dropped at once (returns false): the daemon republishes what matters
+    /// on connect.
+    ///
+    /// QoS 1 and QoS 0 publishes have a window and an outbox each. Paho
+    /// sends a client's publishes in order, and holds a QoS 1 publish
+    /// beyond the broker's receive maximum (20 with mosquitto) until
+    /// acknowledgements come: in one window, 10,000 availability
+    /// announcements (a flood making every device heard at once) held up
+    /// every alert and hello count queued behind them, and kept the count
+    /// rounds and replays waiting for the outbox to drain. With at most
+    /// `MAX_QOS1` in Paho's hands, none waits there; the others wait in
+    /// their own outbox, one per topic, bounded by the configured devices.
+    /// The order between a QoS 1 and a QoS 0 publish is not kept: they are
+    /// never on the same topic.
     pub fn publish(&mut self, topic: &str, payload: &[u8], retained: bool, class: Class) -> bool {
         if !self.is_connected() {
             return false;
         }
-        if self.outbox.is_empty() && self.window.has_room() {
+        let (outbox, window) = if class == Class::Retained {
+            (&mut self.facts, &mut self.facts_window)
+        } else {
+            (&mut self.outbox, &mut self.window)
+        };
+        if outbox.is_empty() && window.has_room() {
             self.send(topic, payload, retained, class);
         } else {
-            self.outbox.push(topic, payload, retained, class);
+            outbox.push(topic, payload, retained, class);
             self.pump();
         }
         true
     }
 
-    /// False while the outbox holds more than it should: the main loop
-    /// pauses replays until it drains.
+    /// False while the QoS 0 outbox holds more than it should: the main
+    /// loop pauses replays until it drains.
     pub fn has_room(&self) -> bool {
         self.outbox.has_room()
     }
 
-    /// Whether a publish now would wait in the outbox behind others (while
-    /// disconnected, publishes are dropped: none waits).
+    /// Whether a QoS 0 publish now would wait in the outbox behind others
+    /// (while disconnected, publishes are dropped: none waits).
     pub fn is_backlogged(&self) -> bool {
         self.is_connected() && !self.outbox.is_empty()
     }
 
     /// Whether nothing is left to write: disconnected, or no publish waits
-    /// in the outbox or in Paho's queue.
+    /// in an outbox or in Paho's queue.
     pub fn is_idle(&self) -> bool {
-        !self.is_connected() || (self.outbox.is_empty() && self.window.is_empty())
+        !self.is_connected()
+            || (self.outbox.is_empty()
+                && self.window.is_empty()
+                && self.facts.is_empty()
+                && self.facts_window.is_empty())
     }
 
-    /// Moves outbox messages to Paho while its window has room; when it is
-    /// full, asks for a wake-up once it has drained to half.
+    /// Moves outbox messages to Paho while their window has room; when one
+    /// is full, asks for a wake-up once it has drained to half.
     fn pump(&mut self) {
         if !self.is_connected() {
             return;
@@ -641,7 +675,16 @@ impl Link {
                     self.send(&p.topic, &p.payload, p.retained, p.class);
                 }
             } else if self.window.wait_for_room() {
-                return;
+                break;
+            }
+        }
+        while !self.facts.is_empty() {
+            if self.facts_window.has_room() {
+                if let Some(p) = self.facts.pop() {
+                    self.send(&p.topic, &p.payload, p.retained, p.class);
+                }
+            } else if self.facts_window.wait_for_room() {
+                break;
             }
         }
     }
@@ -649,10 +692,10 @@ impl Link {
     /// Retained facts go at QoS 1 (a broker keeps them for every newcomer:
     /// they must arrive), everything else at QoS 0 as the original.
     fn send(&mut self, topic: &str, payload: &[u8], retained: bool, class: Class) {
-        let qos = if class == Class::Retained {
-            mqtt::QOS_1
+        let (qos, window) = if class == Class::Retained {
+            (mqtt::QOS_1, &mut self.facts_window)
         } else {
-            mqtt::QOS_0
+            (mqtt::QOS_0, &mut self.window)
         };
         let msg = mqtt::MessageBuilder::new()
             .topic(topic)
@@ -660,8 +703,7 @@ impl Link {
             .qos(qos)
             .retained(retained)
             .finalize();
-        self.window
-            .sent(topic.len() + payload.len() + PUBLISH_OVERHEAD);
+        window.sent(topic.len() + payload.len() + PUBLISH_OVERHEAD);
         if self.version != V5 && !topic.starts_with(&self.presence.base) {
             self.echoes.published(topic, payload, Instant::now());
         }
@@ -713,13 +755,14 @@ impl Link {
     }
 
     pub fn stats(&self) -> LinkStats {
-        let (in_flight_messages, in_flight_bytes) = self.window.in_flight();
+        let (qos0, qos0_bytes) = self.window.in_flight();
+        let (qos1, qos1_bytes) = self.facts_window.in_flight();
         LinkStats {
             dropped_repeats: self.outbox.dropped_repeats(),
-            outbox_messages: self.outbox.len(),
-            outbox_bytes: self.outbox.bytes(),
-            in_flight_messages,
-            in_flight_bytes,
+            outbox_messages: self.outbox.len() + self.facts.len(),
+            outbox_bytes: self.outbox.bytes() + self.facts.bytes(),
+            in_flight_messages: qos0 + qos1,
+            in_flight_bytes: qos0_bytes + qos1_bytes,
             connections: self.connections,
             handoff_waits: self.handoff.waits(),
         }

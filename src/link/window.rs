@@ -18,6 +18,12 @@ use super::handoff::Handoff;
 
 pub(crate) const MAX_MESSAGES: u64 = 1000;
 pub(crate) const MAX_BYTES: usize = 256 << 10;
+/// QoS 1 publishes (retained facts) in Paho's hands: no more than a
+/// broker's usual receive maximum (mosquitto's default: 20), beyond which
+/// Paho would keep them in its queue until acknowledgements come, and every
+/// QoS 0 publish queued behind them (alerts, hello counts) with them. They
+/// have a window of their own (see `Link::publish`).
+pub(crate) const MAX_QOS1: u64 = 20;
 
 /// Shared with Paho's threads.
 pub(crate) struct Counts {
@@ -62,10 +68,13 @@ pub(crate) struct Window {
     /// publishes complete in order).
     sizes: VecDeque<usize>,
     bytes: usize,
+    /// At most this many publishes not completed.
+    max_messages: u64,
 }
 
 impl Window {
-    pub fn new(handoff: Arc<Handoff>) -> Window {
+    /// A window of at most `max_messages` publishes (and `MAX_BYTES`).
+    pub fn new(handoff: Arc<Handoff>, max_messages: u64) -> Window {
         Window {
             counts: Arc::new(Counts {
                 completed: AtomicU64::new(0),
@@ -77,6 +86,7 @@ impl Window {
             seen: 0,
             sizes: VecDeque::new(),
             bytes: 0,
+            max_messages,
         }
     }
 
@@ -97,7 +107,7 @@ impl Window {
 
     pub fn has_room(&mut self) -> bool {
         self.update();
-        self.sent - self.seen < MAX_MESSAGES && self.bytes < MAX_BYTES
+        self.sent - self.seen < self.max_messages && self.bytes < MAX_BYTES
     }
 
     pub fn sent(&mut self, size: usize) {
@@ -119,7 +129,7 @@ impl Window {
         let (mut count, mut bytes) = (self.sent - self.seen, self.bytes);
         let mut target = self.seen;
         for size in &self.sizes {
-            if count <= MAX_MESSAGES / 2 && bytes <= MAX_BYTES / 2 {
+            if count <= self.max_messages / 2 && bytes <= MAX_BYTES / 2 {
                 break;
             }
             count -= 1;
@@ -156,7 +166,7 @@ mod tests {
     #[test]
     fn wakes_the_main_loop_once_at_half_the_window() {
         let (h, wake) = Handoff::new(1 << 20);
-        let mut w = Window::new(Arc::new(h));
+        let mut w = Window::new(Arc::new(h), MAX_MESSAGES);
         for _ in 0..MAX_MESSAGES {
             assert!(w.has_room());
             w.sent(100);
@@ -182,7 +192,7 @@ mod tests {
     #[test]
     fn no_wake_up_needed_when_completions_came_first() {
         let (h, _wake) = Handoff::new(1 << 20);
-        let mut w = Window::new(Arc::new(h));
+        let mut w = Window::new(Arc::new(h), MAX_MESSAGES);
         assert!(w.is_empty());
         for _ in 0..MAX_MESSAGES {
             w.sent(1);
@@ -200,7 +210,7 @@ mod tests {
     #[test]
     fn bytes_bound_the_window_too() {
         let (h, wake) = Handoff::new(1 << 20);
-        let mut w = Window::new(Arc::new(h));
+        let mut w = Window::new(Arc::new(h), MAX_MESSAGES);
         for _ in 0..4 {
             w.sent(MAX_BYTES / 4);
         }

@@ -505,6 +505,8 @@ enum RelayMode {
     Blackhole,
     /// At most this many bytes a second each way.
     Throttle(usize),
+    /// Each chunk read is written this much later (a distant broker).
+    Delay(Duration),
 }
 
 struct RelayShared {
@@ -621,6 +623,11 @@ impl Relay {
         self.set(RelayMode::Throttle(bytes_per_s));
     }
 
+    /// Holds what it reads `delay` before writing it on, each way.
+    pub fn delay(&self, delay: Duration) {
+        self.set(RelayMode::Delay(delay));
+    }
+
     /// New connections go to this port from now on.
     pub fn retarget(&self, port: u16) {
         self.shared.target.store(port, Ordering::SeqCst);
@@ -658,6 +665,9 @@ fn relay_pump(shared: &RelayShared, mut from: TcpStream, mut to: TcpStream) {
                 let Some(mode) = shared.open_mode() else {
                     break;
                 };
+                if let RelayMode::Delay(d) = mode {
+                    std::thread::sleep(d);
+                }
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
