@@ -52,10 +52,12 @@
 //!
 //! # Publishing while the broker is slow
 //!
-//! At most `window::MAX_MESSAGES` / `MAX_BYTES` publishes are in Paho's
-//! hands (counted until Paho completes them); the rest wait in the outbox,
-//! one per topic (see `outbox` for what is dropped: only repeats).
+//! At most `window::MAX_MESSAGES` / `MAX_BYTES` QoS 0 publishes are in
+//! Paho's hands (counted until Paho completes them); the rest wait in the
+//! outbox, one per topic (see `outbox` for what is dropped: only repeats).
 //! `has_room` tells the main loop to pause what it can pause (replays).
+//! QoS 1 publishes (retained facts) have a window (`window::MAX_QOS1`) and
+//! an outbox of their own (see `Link::publish`).
 //!
 //! # A dead link is noticed within 1.5 × keepAlive
 //!

@@ -9,8 +9,9 @@
 //! dropped; the others lose nothing: the broker gets the latest value.
 //!
 //! Alerts leave first: an expiry must not wait behind thousands of
-//! availability announcements (QoS 1, which the broker acknowledges 20 at a
-//! time by default) when a flood makes every device heard at once.
+//! hello counts or replays. (Retained facts — availability announcements,
+//! QoS 1, which the broker acknowledges 20 at a time by default — wait in
+//! an outbox of their own, see `Link::publish`.)
 //!
 //! Beyond `BUDGET` bytes, the oldest repeats (`B/up`,
 //! `B/helloTopicCount/…`) are dropped and counted. Alerts, replayed states
