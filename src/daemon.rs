@@ -221,6 +221,9 @@ impl Daemon {
             if self.counting && !self.link.is_backlogged() {
                 self.count_page();
             }
+            if self.monitor.announcements_pending() {
+                self.announce_page();
+            }
             if self.release_due && self.link.is_idle() {
                 self.release_due = false;
                 memory::release_free_memory();
@@ -233,6 +236,7 @@ impl Daemon {
                 || self.counting
                 || self.release_due
                 || self.monitor.replays_pending()
+                || (self.monitor.announcements_pending() && self.link.is_connected())
             {
                 wake = wake.min(now + PACE);
             }
@@ -555,6 +559,17 @@ impl Daemon {
                 memory::release_free_memory();
             }
             self.release_due = true;
+        }
+    }
+
+    /// Availability announcements, as many as the link's window of QoS 1
+    /// publishes takes now; the others at a later pass, as
+    /// acknowledgements make room (none waits in the link's outbox).
+    fn announce_page(&mut self) {
+        let room = self.link.fact_room();
+        if room > 0 {
+            self.monitor.next_announcements(room, &mut self.out);
+            self.flush();
         }
     }
 

@@ -649,6 +649,15 @@ impl Link {
         self.outbox.has_room()
     }
 
+    /// How many retained facts (QoS 1) go to Paho at once if published now:
+    /// none while disconnected or while some wait in their outbox.
+    pub fn fact_room(&mut self) -> usize {
+        if !self.is_connected() || !self.facts.is_empty() {
+            return 0;
+        }
+        self.facts_window.room() as usize
+    }
+
     /// Whether a QoS 0 publish now would wait in the outbox behind others
     /// (while disconnected, publishes are dropped: none waits).
     pub fn is_backlogged(&self) -> bool {

@@ -106,8 +106,17 @@ impl Window {
     }
 
     pub fn has_room(&mut self) -> bool {
+        self.room() > 0
+    }
+
+    /// How many more publishes the window takes now.
+    pub fn room(&mut self) -> u64 {
         self.update();
-        self.sent - self.seen < self.max_messages && self.bytes < MAX_BYTES
+        if self.bytes >= MAX_BYTES {
+            0
+        } else {
+            self.max_messages.saturating_sub(self.sent - self.seen)
+        }
     }
 
     pub fn sent(&mut self, size: usize) {

@@ -20,7 +20,7 @@ mod discovery;
 pub mod failover;
 pub mod topics;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, UNIX_EPOCH};
 
 use log::{info, warn};
@@ -204,6 +204,8 @@ struct Device {
     last_seen_sent: MaybeMs,
     /// A hello replay is queued.
     replay_queued: bool,
+    /// Its availability is queued for publication (`announce_queue`).
+    unsent: bool,
     expirations: u64,
     /// Monotonic ms of the last verdict change.
     since: u64,
@@ -221,6 +223,7 @@ impl Device {
             announced,
             last_seen_sent: MaybeMs::NEVER,
             replay_queued: false,
+            unsent: false,
             expirations: 0,
             since: now,
             last_launch: MaybeMs::NEVER,
@@ -289,6 +292,9 @@ pub struct Monitor {
     startup_replay: StartupReplay,
     /// Devices whose states are to be replayed (hello), oldest first.
     replay_queue: Vec<u32>,
+    /// Devices whose availability is to be published, oldest first (see
+    /// [`Monitor::next_announcements`]).
+    announce_queue: VecDeque<u32>,
     /// The round of hello counts in progress: the next device.
     count_cursor: Option<usize>,
     /// `B/startedprocess/<name>` not sent yet (broker away).
@@ -333,6 +339,7 @@ impl Monitor {
             was_connected: false,
             startup_replay: StartupReplay::Waiting,
             replay_queue: Vec::new(),
+            announce_queue: VecDeque::new(),
             count_cursor: None,
             unsent_starts: Vec::new(),
             election: settings.failover.map(|priority| {
@@ -484,7 +491,7 @@ impl Monitor {
                 Action::Resumed => {
                     info!("failover: still the active instance after reconnecting");
                     self.publish_presence(out);
-                    self.republish_verdicts(out);
+                    self.republish_verdicts();
                     self.lead(out);
                 }
                 Action::Deposed { by } => {
@@ -493,8 +500,10 @@ impl Monitor {
                     self.publish_presence(out);
                     self.count_cursor = None;
                     self.replay_queue.clear();
+                    self.announce_queue.clear();
                     for d in &mut self.devices {
                         d.replay_queued = false;
+                        d.unsent = false;
                     }
                 }
                 Action::Claim | Action::Withdraw => {}
@@ -531,14 +540,11 @@ impl Monitor {
     /// Verdicts established since start are sent again (the broker may
     /// have lost its retained messages); restored ones are left as the
     /// broker holds them until the device is heard or expires.
-    fn republish_verdicts(&self, out: &mut Outbox) {
-        for (i, d) in self.devices.iter().enumerate() {
-            if let Some(online) = d.announced.filter(|_| d.heard || d.expired) {
-                out.publish(
-                    self.topics.availability(self.specs.name(i)),
-                    if online { "online" } else { "offline" },
-                    Class::Retained,
-                );
+    fn republish_verdicts(&mut self) {
+        for i in 0..self.devices.len() {
+            let d = &self.devices[i];
+            if d.announced.is_some() && (d.heard || d.expired) {
+                self.queue_announcement(i);
             }
         }
     }
@@ -648,8 +654,9 @@ impl Monitor {
         self.announce(i, true, out);
     }
 
-    /// Publishes a device's availability when it differs from what the
-    /// broker holds, and asks for it to be persisted.
+    /// Announces a device's availability when it differs from what the
+    /// broker holds (queued, see [`Monitor::next_announcements`]), and asks
+    /// for it to be persisted.
     /// A standby announces nothing: it follows the leader's announcements.
     fn announce(&mut self, i: usize, online: bool, out: &mut Outbox) {
         if !self.leading() {
@@ -660,13 +667,52 @@ impl Monitor {
             return;
         }
         d.announced = Some(online);
-        let name = self.specs.name(i);
-        out.publish(
-            self.topics.availability(name),
-            if online { "online" } else { "offline" },
-            Class::Retained,
-        );
-        out.verdicts.push((name.to_string(), Some(online)));
+        out.verdicts
+            .push((self.specs.name(i).to_string(), Some(online)));
+        self.queue_announcement(i);
+    }
+
+    fn queue_announcement(&mut self, i: usize) {
+        let d = &mut self.devices[i];
+        if !d.unsent {
+            d.unsent = true;
+            self.announce_queue.push_back(i as u32);
+        }
+    }
+
+    /// Whether availability announcements wait for
+    /// [`Monitor::next_announcements`].
+    pub fn announcements_pending(&self) -> bool {
+        !self.announce_queue.is_empty()
+    }
+
+    /// Publishes the availability of up to `max` devices whose verdict
+    /// changed (or that a new connection announces again), oldest first;
+    /// returns whether more wait. Queued as device positions rather than
+    /// publishes: a flood that makes 10,000 devices heard at once holds 4
+    /// bytes a device until the broker has acknowledged the announcements
+    /// (QoS 1) before them, not a queued message (about 180 bytes). Each
+    /// says the verdict at the time it leaves (a device that changed twice
+    /// meanwhile is announced once, as it is now).
+    pub fn next_announcements(&mut self, max: usize, out: &mut Outbox) -> bool {
+        let mut sent = 0;
+        while sent < max {
+            let Some(i) = self.announce_queue.pop_front() else {
+                break;
+            };
+            let i = i as usize;
+            let d = &mut self.devices[i];
+            d.unsent = false;
+            if let Some(online) = d.announced {
+                out.publish(
+                    self.topics.availability(self.specs.name(i)),
+                    if online { "online" } else { "offline" },
+                    Class::Retained,
+                );
+                sent += 1;
+            }
+        }
+        !self.announce_queue.is_empty()
     }
 
     /// Once a second: `B/up`, expiries and their alerts, and the start of a
@@ -790,7 +836,7 @@ impl Monitor {
             // Connected before the first tick: say we are up at once.
             self.tick(now, out);
         }
-        self.republish_verdicts(out);
+        self.republish_verdicts();
         self.lead(out);
         if self.startup_replay == StartupReplay::Waiting {
             self.startup_replay = StartupReplay::Due;
@@ -929,6 +975,11 @@ impl Monitor {
             .iter()
             .map(|&i| self.specs.name(i as usize).to_string())
             .collect();
+        let unsent: Vec<String> = self
+            .announce_queue
+            .iter()
+            .map(|&i| self.specs.name(i as usize).to_string())
+            .collect();
         let old_specs = std::mem::replace(&mut self.specs, Specs::new(&devices));
         let old_by_name = by_name(&old_specs);
         let mut old: Vec<Option<Device>> = std::mem::take(&mut self.devices)
@@ -994,6 +1045,19 @@ impl Monitor {
         }
         for &i in &self.replay_queue {
             self.devices[i as usize].replay_queued = true;
+        }
+        // Announcements waiting follow their devices by name too (a removed
+        // device's availability was cleared above).
+        self.announce_queue.clear();
+        for d in &mut self.devices {
+            d.unsent = false;
+        }
+        let unsent: Vec<usize> = unsent
+            .iter()
+            .filter_map(|n| position(&sorted, &self.specs, n))
+            .collect();
+        for i in unsent {
+            self.queue_announcement(i);
         }
         self.publish_discovery(out);
         out.event(

@@ -90,13 +90,17 @@ fn tick_range(m: &mut Monitor, from_s: u64, to_s: u64, step_ms: i64) -> Outbox {
     for s in from_s..=to_s {
         m.tick(stepped(at(s * 1000 + 5), step_ms), &mut out);
         while m.next_counts(usize::MAX, &mut out) {}
+        m.next_announcements(usize::MAX, &mut out);
     }
     out
 }
 
+/// A live message, and the announcements it made (which the daemon takes
+/// right after, as the link has room).
 fn msg(m: &mut Monitor, topic: &str, payload: &str, now: Now) -> (bool, Outbox) {
     let mut out = Outbox::default();
     let state = m.on_message(topic, payload.as_bytes(), false, now, &mut out);
+    m.next_announcements(usize::MAX, &mut out);
     (state, out)
 }
 
@@ -270,6 +274,9 @@ fn reconnection_sends_established_verdicts_again() {
     let mut out = Outbox::default();
     m.on_disconnected(at(3_500), &mut out);
     m.on_connected(at(4_000), &mut out);
+    // Taken a page at a time (the link's room): a, then b.
+    assert!(m.next_announcements(1, &mut out), "one left");
+    assert!(!m.next_announcements(1, &mut out));
     assert_eq!(on(&out, "B/availability/a"), ["offline"]);
     assert_eq!(on(&out, "B/availability/b"), ["online"]);
     assert!(on(&out, "B/availability/c").is_empty());
@@ -740,4 +747,55 @@ fn a_reconnecting_instance_finding_another_leader_publishes_nothing() {
 fn a_device_record_stays_small() {
     // 10,000 devices: every 8 bytes here is 80 kB of the daemon's memory.
     assert!(std::mem::size_of::<Device>() <= 72);
+}
+
+#[test]
+fn announcements_wait_as_device_positions_and_say_the_verdict_when_they_leave() {
+    let devices = |ids: &[usize]| -> Vec<DeviceConfig> {
+        ids.iter()
+            .map(|i| DeviceConfig::for_test(&format!("d{i}"), 2, &[&format!("t/d{i}")], &[], None))
+            .collect()
+    };
+    let availability = |out: &Outbox| {
+        published(out)
+            .into_iter()
+            .filter(|(t, _)| t.starts_with("B/availability/"))
+            .collect::<Vec<_>>()
+    };
+    let (mut m, _) = started(devices(&[0, 1, 2, 3, 4]), &[]);
+    let mut out = Outbox::default();
+    for i in 0..5 {
+        m.on_message(&format!("t/d{i}"), b"x", false, at(400), &mut out);
+    }
+    assert!(availability(&out).is_empty(), "queued, not published");
+    assert_eq!(out.verdicts.len(), 5, "each verdict persisted at once");
+    // Silent past their deadline before any announcement left.
+    m.tick(at(3_005), &mut out);
+    assert!(m.announcements_pending());
+    let mut out = Outbox::default();
+    assert!(m.next_announcements(2, &mut out), "three left");
+    assert_eq!(
+        availability(&out),
+        [
+            ("B/availability/d0".to_string(), "offline".to_string()),
+            ("B/availability/d1".to_string(), "offline".to_string())
+        ],
+        "oldest first, once each, as the verdict is when it leaves"
+    );
+    // A reload removes d1 and d2 and moves the others: what waits follows
+    // them by name.
+    let mut out = Outbox::default();
+    m.reload(devices(&[4, 3, 0]), None, at(3_100), &mut out);
+    assert_eq!(on(&out, "B/availability/d1"), [""], "retained cleared");
+    assert_eq!(on(&out, "B/availability/d2"), [""], "retained cleared");
+    let mut out = Outbox::default();
+    assert!(!m.next_announcements(usize::MAX, &mut out));
+    assert_eq!(
+        availability(&out),
+        [
+            ("B/availability/d3".to_string(), "offline".to_string()),
+            ("B/availability/d4".to_string(), "offline".to_string())
+        ]
+    );
+    assert!(!m.announcements_pending());
 }
