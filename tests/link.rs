@@ -891,3 +891,70 @@ fn an_alert_overtakes_qos1_announcements_waiting_for_acknowledgements() {
     );
     r.link.shutdown(S);
 }
+
+/// The daemon through a relay that holds everything 100 ms each way: 600
+/// devices heard at once make 600 availability announcements (QoS 1, which
+/// mosquitto acknowledges 20 at a time: seconds of them). Meanwhile the
+/// alert of a silent device comes within a second of its deadline, and in
+/// the end every announcement arrives.
+#[test]
+fn a_storm_of_availability_announcements_does_not_delay_an_alert() {
+    const DEVICES: usize = 600;
+    let broker = Broker::start();
+    let relay = Relay::start(broker.port);
+    let mut cfg = mqtt_via(&relay.url(), "t/storm", "");
+    cfg.push_str("\n[device_watchme]\nwatchTopics=\"t/watchme\"\nwatchTimeOut=4\n");
+    for i in 0..DEVICES {
+        cfg.push_str(&format!(
+            "\n[device_d{i}]\nwatchTopics=\"t/d{i}\"\nwatchTimeOut=600\n"
+        ));
+    }
+    let dir = workdir(&cfg);
+    let c = Client::connect(
+        broker.port,
+        &["t/storm/up", "t/storm/expired/#", "t/storm/availability/#"],
+    );
+    let mut daemon = Iotmonitor::start(dir.path(), &[]);
+    // Subscribed: its second `B/up` (the first goes before the
+    // subscriptions, and the broker handles a connection's packets in order).
+    for _ in 0..2 {
+        c.wait_topic("t/storm/up", 15 * S).expect("B/up");
+    }
+    relay.delay(Duration::from_millis(100));
+    let devices = Client::connect(broker.port, &[]);
+    for i in 0..DEVICES {
+        devices.publish(&format!("t/d{i}"), b"x");
+    }
+    let mut online = std::collections::HashSet::new();
+    let alert = c
+        .wait_for(30 * S, |m| {
+            if m.topic.starts_with("t/storm/availability/") && m.text() == "online" {
+                online.insert(m.topic.clone());
+            }
+            m.topic == "t/storm/expired/watchme"
+        })
+        .expect("no alert");
+    let deadline_ms: u64 = alert.text().parse::<u64>().unwrap() * 1000;
+    let late = alert.at_ms.saturating_sub(deadline_ms);
+    let before = online.len();
+    assert!(
+        c.wait_for(60 * S, |m| {
+            if m.topic.starts_with("t/storm/availability/") && m.text() == "online" {
+                online.insert(m.topic.clone());
+            }
+            online.len() == DEVICES
+        })
+        .is_some(),
+        "{} of {DEVICES} announcements",
+        online.len()
+    );
+    println!(
+        "the alert came {late} ms after its deadline, after {before} of {DEVICES} announcements"
+    );
+    assert!(
+        before < DEVICES,
+        "the storm was over before the deadline: nothing tested"
+    );
+    assert!(late <= 1_500, "the alert came {late} ms after its deadline");
+    assert!(daemon.terminate().success());
+}
