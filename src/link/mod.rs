@@ -629,11 +629,7 @@ impl Link {
         if !self.is_connected() {
             return false;
         }
-        let (outbox, window) = if class == Class::Retained {
-            (&mut self.facts, &mut self.facts_window)
-        } else {
-            (&mut self.outbox, &mut self.window)
-        };
+        let (outbox, window) = self.lane(class == Class::Retained);
         if outbox.is_empty() && window.has_room() {
             self.send(topic, payload, retained, class);
         } else {
@@ -674,28 +670,35 @@ impl Link {
                 && self.facts_window.is_empty())
     }
 
+    /// The outbox and window of QoS 1 publishes (retained facts), or of
+    /// QoS 0 ones.
+    fn lane(&mut self, qos1: bool) -> (&mut Outbox, &mut Window) {
+        if qos1 {
+            (&mut self.facts, &mut self.facts_window)
+        } else {
+            (&mut self.outbox, &mut self.window)
+        }
+    }
+
     /// Moves outbox messages to Paho while their window has room; when one
     /// is full, asks for a wake-up once it has drained to half.
     fn pump(&mut self) {
         if !self.is_connected() {
             return;
         }
-        while !self.outbox.is_empty() {
-            if self.window.has_room() {
-                if let Some(p) = self.outbox.pop() {
+        for qos1 in [false, true] {
+            loop {
+                let (outbox, window) = self.lane(qos1);
+                if outbox.is_empty() {
+                    break;
+                }
+                if !window.has_room() && window.wait_for_room() {
+                    // Full: the wake-up comes once it has drained to half.
+                    break;
+                }
+                if let Some(p) = outbox.pop() {
                     self.send(&p.topic, &p.payload, p.retained, p.class);
                 }
-            } else if self.window.wait_for_room() {
-                break;
-            }
-        }
-        while !self.facts.is_empty() {
-            if self.facts_window.has_room() {
-                if let Some(p) = self.facts.pop() {
-                    self.send(&p.topic, &p.payload, p.retained, p.class);
-                }
-            } else if self.facts_window.wait_for_room() {
-                break;
             }
         }
     }
@@ -703,11 +706,9 @@ impl Link {
     /// Retained facts go at QoS 1 (a broker keeps them for every newcomer:
     /// they must arrive), everything else at QoS 0 as the original.
     fn send(&mut self, topic: &str, payload: &[u8], retained: bool, class: Class) {
-        let (qos, window) = if class == Class::Retained {
-            (mqtt::QOS_1, &mut self.facts_window)
-        } else {
-            (mqtt::QOS_0, &mut self.window)
-        };
+        let qos1 = class == Class::Retained;
+        let qos = if qos1 { mqtt::QOS_1 } else { mqtt::QOS_0 };
+        let window = self.lane(qos1).1;
         let msg = mqtt::MessageBuilder::new()
             .topic(topic)
             .payload(payload)
