@@ -970,16 +970,14 @@ impl Monitor {
         now: Now,
         out: &mut Outbox,
     ) {
-        let queued: Vec<String> = self
-            .replay_queue
-            .iter()
-            .map(|&i| self.specs.name(i as usize).to_string())
-            .collect();
-        let unsent: Vec<String> = self
-            .announce_queue
-            .iter()
-            .map(|&i| self.specs.name(i as usize).to_string())
-            .collect();
+        // The queues follow their devices by name.
+        let names = |queue: &mut dyn Iterator<Item = &u32>| -> Vec<String> {
+            queue
+                .map(|&i| self.specs.name(i as usize).to_string())
+                .collect()
+        };
+        let replays = names(&mut self.replay_queue.iter());
+        let announcements = names(&mut self.announce_queue.iter());
         let old_specs = std::mem::replace(&mut self.specs, Specs::new(&devices));
         let old_by_name = by_name(&old_specs);
         let mut old: Vec<Option<Device>> = std::mem::take(&mut self.devices)
@@ -1032,31 +1030,28 @@ impl Monitor {
         self.set_homeassistant(homeassistant);
         self.reindex();
         // Positions changed: the round of counts restarts at the next tick,
-        // pending replays follow their devices by name.
+        // pending replays and announcements follow their devices by name (a
+        // removed device's availability was cleared above).
         self.count_cursor = None;
         let sorted = by_name(&self.specs);
-        self.replay_queue = queued
-            .iter()
-            .filter_map(|n| position(&sorted, &self.specs, n))
-            .map(|i| i as u32)
-            .collect();
-        for d in &mut self.devices {
-            d.replay_queued = false;
-        }
-        for &i in &self.replay_queue {
-            self.devices[i as usize].replay_queued = true;
-        }
-        // Announcements waiting follow their devices by name too (a removed
-        // device's availability was cleared above).
+        let positions = |names: Vec<String>| -> Vec<usize> {
+            names
+                .iter()
+                .filter_map(|n| position(&sorted, &self.specs, n))
+                .collect()
+        };
+        let (replays, announcements) = (positions(replays), positions(announcements));
+        self.replay_queue.clear();
         self.announce_queue.clear();
         for d in &mut self.devices {
+            d.replay_queued = false;
             d.unsent = false;
         }
-        let unsent: Vec<usize> = unsent
-            .iter()
-            .filter_map(|n| position(&sorted, &self.specs, n))
-            .collect();
-        for i in unsent {
+        for i in replays {
+            self.devices[i].replay_queued = true;
+            self.replay_queue.push(i as u32);
+        }
+        for i in announcements {
             self.queue_announcement(i);
         }
         self.publish_discovery(out);
