@@ -823,6 +823,39 @@ fn a_client_at_its_in_flight_limit_holds_its_own_queue_not_another_clients() {
     free.disconnect(None).wait().unwrap();
 }
 
+/// Paho's receive thread wakes its send thread for an acknowledgement only
+/// when commands are queued (vendored patch 0011): publishes waiting at the
+/// in-flight limit must still leave as soon as acknowledgements free room.
+/// Left to the send thread's one-second wait, 300 QoS 1 publishes two at a
+/// time would take about 150 s.
+#[test]
+fn acknowledgements_release_publishes_queued_at_the_in_flight_limit() {
+    const N: usize = 300;
+    let broker = Broker::start();
+    let watcher = Client::connect(broker.port, &["t/acked"]);
+    let client = paho_client(broker.url(), "acked", 10 * N, 2);
+    let tokens: Vec<_> = (0..N)
+        .map(|i| {
+            let msg = mqtt::Message::new("t/acked", i.to_string(), mqtt::QOS_1);
+            client.try_publish(msg).unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (i, tok) in tokens.into_iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Err(e) = tok.wait_for(left) {
+            panic!("publish {i} of {N} not acknowledged within 30 s: {e}");
+        }
+    }
+    for i in 0..N {
+        let m = watcher
+            .wait_for(Duration::from_secs(10), |m| m.topic == "t/acked")
+            .unwrap_or_else(|| panic!("publish {i} lost"));
+        assert_eq!(m.text(), i.to_string(), "in order");
+    }
+    client.disconnect(None).wait().unwrap();
+}
+
 /// Retained facts (availability announcements) go at QoS 1, which the
 /// broker acknowledges a receive maximum at a time (20 with mosquitto).
 /// Through a relay that holds everything 100 ms each way, 500 of them take

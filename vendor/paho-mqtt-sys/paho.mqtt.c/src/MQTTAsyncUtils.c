@@ -55,6 +55,7 @@ static void MQTTProtocol_checkPendingWrites(void);
 static void MQTTAsync_freeCommand1(MQTTAsync_queuedCommand *command);
 static void MQTTAsync_freeCommand(MQTTAsync_queuedCommand *command);
 static int MQTTAsync_processCommand(void);
+static int MQTTAsync_commandsQueued(void);
 
 #if !defined(MQTTASYNC_CORK_BATCH)
 /* While more commands are queued, the send thread corks a client's TCP
@@ -1884,6 +1885,26 @@ static void MQTTAsync_uncorkAll(void)
 #endif
 
 
+/*
+ * Whether any command is queued. An acknowledgement frees an in-flight
+ * slot, which only matters to a command waiting for one: the send thread
+ * is woken for it only then (it was woken for every PUBACK, to find an
+ * empty queue and wait again). A command queued after this check wakes the
+ * send thread itself (MQTTAsync_addCommand). Called holding
+ * mqttasync_mutex, which is taken before mqttcommand_mutex, as in
+ * MQTTAsync_processCommand.
+ */
+static int MQTTAsync_commandsQueued(void)
+{
+	int count;
+
+	MQTTAsync_lock_mutex(mqttcommand_mutex);
+	count = MQTTAsync_commands->count;
+	MQTTAsync_unlock_mutex(mqttcommand_mutex);
+	return count > 0;
+}
+
+
 thread_return_type WINAPI MQTTAsync_sendThread(void* n)
 {
 	int timeout = 10; /* first time in we have a small timeout.  Gets things started more quickly */
@@ -3281,7 +3302,7 @@ static MQTTPacket* MQTTAsync_cycle(SOCKET* sock, unsigned long timeout, int* rc)
 				if (msgtype == PUBCOMP)
 				{
 					*rc = MQTTProtocol_handlePubcomps(pack, *sock, &pubToRemove);
-					if (sendThread_state != STOPPED)
+					if (sendThread_state != STOPPED && MQTTAsync_commandsQueued())
 						Thread_signal_evt(send_evt);
 				}
 				else if (msgtype == PUBREC)
@@ -3289,7 +3310,7 @@ static MQTTPacket* MQTTAsync_cycle(SOCKET* sock, unsigned long timeout, int* rc)
 				else if (msgtype == PUBACK)
 				{
 					*rc = MQTTProtocol_handlePubacks(pack, *sock, &pubToRemove);
-					if (sendThread_state != STOPPED)
+					if (sendThread_state != STOPPED && MQTTAsync_commandsQueued())
 						Thread_signal_evt(send_evt);
 				}
 				if (!m)
