@@ -15,7 +15,8 @@
 //! daemon running during the flood, and with the daemon stopped (SIGSTOP)
 //! while the flood is written, then resumed (SIGCONT) to drain the backlog
 //! the broker queued. Measured: CPU (whole process, Paho's receive thread,
-//! main loop), system calls (perf stat), RSS (idle before the flood, peak
+//! main loop), thread wake-ups (voluntary context switches), system calls
+//! (perf stat), RSS (idle before the flood, peak
 //! of the flood, peak of the run); and, once, the idle RSS of a daemon with
 //! one device and a broker without TLS, for the default build and for one
 //! without the `tls` feature (which the bench builds into `target/notls`).
@@ -213,16 +214,25 @@ struct ThreadCpu {
     main: f64,
     /// The store's sync thread (fdatasync of the log).
     sync: f64,
+    /// Voluntary context switches of all threads: each is a sleep, and
+    /// the wake-up that ended it.
+    wakes: f64,
 }
 
 fn thread_cpu_s(pid: i32) -> ThreadCpu {
-    let (mut receive, mut main, mut sync) = (0.0, 0.0, 0.0);
+    let (mut receive, mut main, mut sync, mut wakes) = (0.0, 0.0, 0.0, 0.0);
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
     {
         let Ok(task) = task else { continue };
         let (name, cpu) = stat_cpu_s(&format!("{}/stat", task.path().display()));
+        wakes += std::fs::read_to_string(task.path().join("status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
         if task.file_name().to_str() == Some(&pid.to_string()) {
             main = cpu;
         } else if name == "MQTTAsync_rcv" {
@@ -235,6 +245,7 @@ fn thread_cpu_s(pid: i32) -> ThreadCpu {
         receive,
         main,
         sync,
+        wakes,
     }
 }
 
@@ -593,6 +604,8 @@ struct Run {
     main_us: f64,
     /// CPU-µs per message of the store's log sync thread.
     sync_us: f64,
+    /// Thread wake-ups (voluntary context switches) per 1,000 messages.
+    wakes_per_k: f64,
     msgs_per_s: f64,
     /// Peak RSS of the whole run.
     rss_mb: f64,
@@ -864,6 +877,7 @@ fn run_daemon(
         receive_us: (threads.receive - threads0.receive) * 1e6 / m as f64,
         main_us: (threads.main - threads0.main) * 1e6 / m as f64,
         sync_us: (threads.sync - threads0.sync) * 1e6 / m as f64,
+        wakes_per_k: (threads.wakes - threads0.wakes) * 1e3 / m as f64,
         msgs_per_s: m as f64 / elapsed,
         rss_mb: startup_peak_mb.max(flood_rss_mb),
         idle_rss_mb,
@@ -1088,15 +1102,17 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Medians of the per-message costs, as table cells: CPU-µs of Paho's
-/// receive thread, of the main loop and of the log sync thread, the
-/// number of log syncs, system calls (all, recv, poll).
+/// receive thread, of the main loop and of the log sync thread, thread
+/// wake-ups per 1,000 messages, the number of log syncs, system calls
+/// (all, recv, poll).
 fn cost_cells(results: &[Run]) -> String {
     let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
     format!(
-        "{:.2} | {:.2} | {:.3} | {:.0} | {:.2} | {:.2} | {:.2}",
+        "{:.2} | {:.2} | {:.3} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2}",
         med(|r| r.receive_us),
         med(|r| r.main_us),
         med(|r| r.sync_us),
+        med(|r| r.wakes_per_k),
         med(|r| r.calls.syncs),
         med(|r| r.calls.all),
         med(|r| r.calls.recv),
@@ -1138,7 +1154,7 @@ fn machine() -> String {
     format!("{model}, nproc {nproc}")
 }
 
-const RUN_HEADER: &str = "| N | M | mode | run | start-up ms | CPU-µs/msg | net of idle | Paho receive thread | main loop | log sync thread | fdatasync calls | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB | lost | stale | alert ms after deadline | floor CPU-µs/msg | floor msg/s | idle CPU % | publisher write s | flood s | replays s | reload ms | wildcard hello ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const RUN_HEADER: &str = "| N | M | mode | run | start-up ms | CPU-µs/msg | net of idle | Paho receive thread | main loop | log sync thread | wake-ups per 1,000 msg | fdatasync calls | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB | lost | stale | alert ms after deadline | floor CPU-µs/msg | floor msg/s | idle CPU % | publisher write s | flood s | replays s | reload ms | wildcard hello ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 fn mode_name(mode: Mode) -> &'static str {
     match mode {
@@ -1149,7 +1165,7 @@ fn mode_name(mode: Mode) -> &'static str {
 
 fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
     format!(
-        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.3} | {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} |",
+        "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.3} | {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} |",
         thousands(n as f64),
         thousands(m as f64),
         mode_name(mode),
@@ -1160,6 +1176,7 @@ fn run_row(n: usize, m: usize, mode: Mode, i: usize, r: &Run) -> String {
         r.receive_us,
         r.main_us,
         r.sync_us,
+        r.wakes_per_k,
         r.calls.syncs,
         r.calls.all,
         r.calls.recv,
@@ -1417,9 +1434,9 @@ fn main() {
     println!();
     println!("## Medians of {runs} run(s) — {machine}");
     println!();
-    println!("| N devices | CPU-µs/msg (target ≤ {T_CPU_US}) | net of idle | Paho receive thread | main loop | log sync thread | fdatasync calls | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB (target ≤ {T_RSS_MB} at 10,000) | start-up to first B/up ms (target ≤ {T_STARTUP_MS} at 10,000 with 100,000 states) | expiry alert after deadline ms (target ≤ {T_ALERT_MS}) | lost / stale, all runs (target 0) | floor CPU-µs/msg | floor msg/s | SIGHUP reload, main loop busy ms (target ≤ {T_RELOAD_MS}) | hello of a `+/…` state filter to its last replay ms (target ≤ {T_RELOAD_MS}) |");
+    println!("| N devices | CPU-µs/msg (target ≤ {T_CPU_US}) | net of idle | Paho receive thread | main loop | log sync thread | wake-ups per 1,000 msg | fdatasync calls | syscalls/msg | recv/msg | poll/msg | msg/s | idle RSS MB | flood peak RSS MB | peak RSS MB (target ≤ {T_RSS_MB} at 10,000) | start-up to first B/up ms (target ≤ {T_STARTUP_MS} at 10,000 with 100,000 states) | expiry alert after deadline ms (target ≤ {T_ALERT_MS}) | lost / stale, all runs (target 0) | floor CPU-µs/msg | floor msg/s | SIGHUP reload, main loop busy ms (target ≤ {T_RELOAD_MS}) | hello of a `+/…` state filter to its last replay ms (target ≤ {T_RELOAD_MS}) |");
     println!(
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for (n, results, _) in &table {
         let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
@@ -1490,8 +1507,8 @@ fn main() {
     println!();
     println!("Backlog drain: the daemon stopped (SIGSTOP) while the whole flood is written (the broker queues it), then resumed (SIGCONT).");
     println!();
-    println!("| N devices | CPU-µs/msg | net of idle | Paho receive thread | main loop | log sync thread | fdatasync calls | syscalls/msg | recv/msg | poll/msg | msg/s from SIGCONT | drain peak RSS MB | lost / stale, all runs |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| N devices | CPU-µs/msg | net of idle | Paho receive thread | main loop | log sync thread | wake-ups per 1,000 msg | fdatasync calls | syscalls/msg | recv/msg | poll/msg | msg/s from SIGCONT | drain peak RSS MB | lost / stale, all runs |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (n, _, results) in &table {
         let med = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
         let lost: usize = results.iter().map(|r| r.lost).sum();
@@ -1509,5 +1526,5 @@ fn main() {
     }
     println!();
     println!("Targets: ≤ {T_CPU_US} CPU-µs per message at N = 1,000 and 10,000 with M = 200,000; 0 lost / stale; peak RSS ≤ {T_RSS_MB} MB at N = 10,000; start-up to the first B/up ≤ {T_STARTUP_MS} ms with 10,000 devices and 100,000 stored states; expiry alert ≤ {T_ALERT_MS} ms after its deadline during the flood; idle RSS ≤ {T_IDLE_RSS_MB} MB with one device and no TLS.");
-    println!("CPU: the daemon's utime+stime (/proc/<pid>/stat, in 1/{} s ticks) from the first flood byte written to the arrival of the first hello replay (flood s; the daemon handles messages in order, so all of the flood was handled); net = minus the idle rate (tick and helloTopicCount round, measured over 2 s after the run) × that time. Backlog: CPU from the first flood byte (the daemon is stopped then) to the first replay, flood s and msg/s from SIGCONT. syscalls/msg: every system call of the daemon (all threads) over the same span, counted by perf stat (raw_syscalls:sys_enter; NaN without perf), including the idle activity of that span (a few hundred calls a second; at N = 10,000 the helloTopicCount round adds about one write per device a second); recv/msg and poll/msg: the recvfrom and poll/ppoll calls among them. Paho receive thread, main loop, log sync thread: CPU-µs per message of those threads of the daemon (/proc/<pid>/task), over the same span; the rest is Paho's send thread and the others. fdatasync calls: all of them over the span (perf stat, syscalls:sys_enter_fdatasync): the log's by the sync thread, at most one a second while states are written, and those of the tables and manifest LevelDB writes when it flushes its memory table or merges tables (on the main loop, in its CPU): the cost of surviving a power cut. idle RSS: VmRSS once the start-up replay is over, before the flood; flood peak RSS: VmHWM reset (clear_refs) at the first flood byte; peak RSS: the whole run. msg/s = M / flood s. replays s: first to last replay of the {SAMPLE} sampled devices (verification only). Alert: delay of watchme's first B/expired after its deadline, which falls 400 ms into the flood (1.4 s when start-up takes over 1 s); n/a when the deadline fell outside the flood. Floor: a raw-socket subscriber to home/# that only splits packets, during an identical flood.", unsafe { libc::sysconf(libc::_SC_CLK_TCK) });
+    println!("CPU: the daemon's utime+stime (/proc/<pid>/stat, in 1/{} s ticks) from the first flood byte written to the arrival of the first hello replay (flood s; the daemon handles messages in order, so all of the flood was handled); net = minus the idle rate (tick and helloTopicCount round, measured over 2 s after the run) × that time. Backlog: CPU from the first flood byte (the daemon is stopped then) to the first replay, flood s and msg/s from SIGCONT. syscalls/msg: every system call of the daemon (all threads) over the same span, counted by perf stat (raw_syscalls:sys_enter; NaN without perf), including the idle activity of that span (a few hundred calls a second; at N = 10,000 the helloTopicCount round adds about one write per device a second); recv/msg and poll/msg: the recvfrom and poll/ppoll calls among them. Paho receive thread, main loop, log sync thread: CPU-µs per message of those threads of the daemon (/proc/<pid>/task), over the same span; the rest is Paho's send thread and the others. Wake-ups: voluntary context switches of all the daemon's threads (/proc/<pid>/task/*/status) per 1,000 messages, over the same span: each is a thread going to sleep and being woken, which costs two context switches (on a virtual machine, more than the work they wait for). fdatasync calls: all of them over the span (perf stat, syscalls:sys_enter_fdatasync): the log's by the sync thread, at most one a second while states are written, and those of the tables and manifest LevelDB writes when it flushes its memory table or merges tables (on the main loop, in its CPU): the cost of surviving a power cut. idle RSS: VmRSS once the start-up replay is over, before the flood; flood peak RSS: VmHWM reset (clear_refs) at the first flood byte; peak RSS: the whole run. msg/s = M / flood s. replays s: first to last replay of the {SAMPLE} sampled devices (verification only). Alert: delay of watchme's first B/expired after its deadline, which falls 400 ms into the flood (1.4 s when start-up takes over 1 s); n/a when the deadline fell outside the flood. Floor: a raw-socket subscriber to home/# that only splits packets, during an identical flood.", unsafe { libc::sysconf(libc::_SC_CLK_TCK) });
 }
