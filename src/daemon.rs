@@ -240,6 +240,8 @@ impl Daemon {
             {
                 wake = wake.min(now + PACE);
             }
+            // What this pass published leaves in one batch.
+            self.link.submit();
             select! {
                 recv(link_wake) -> woken => {
                     if woken.is_err() {

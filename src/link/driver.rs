@@ -41,7 +41,8 @@ pub(crate) enum Command {
     /// Count the publishes of the new connection here: QoS 0 in the
     /// first, QoS 1 in the second (see `Link::publish`).
     Window(Arc<Counts>, Arc<Counts>),
-    Publish(mqtt::Message),
+    /// Publishes, in order.
+    Publish(Vec<mqtt::Message>),
     Subscribe(Vec<String>),
     /// Subscribe to one topic without MQTT 5 "no local": the daemon's own
     /// publications on it come back too.
@@ -197,7 +198,7 @@ impl Driver {
         match cmd {
             Command::Connect(version) => self.connect(version),
             Command::Window(qos0, qos1) => self.window = Some((qos0, qos1)),
-            Command::Publish(msg) => self.publish(msg),
+            Command::Publish(batch) => batch.into_iter().for_each(|msg| self.publish(msg)),
             Command::Subscribe(filters) => self.subscribe(filters),
             Command::SubscribeAll(topic) => {
                 let token = self.client.subscribe(topic.clone(), mqtt::QOS_1);

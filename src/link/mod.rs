@@ -233,6 +233,9 @@ const LINGER: Duration = Duration::from_millis(1);
 /// Bytes a publish is counted for in the window beyond topic and payload
 /// (Paho's command, token and packet).
 const PUBLISH_OVERHEAD: usize = 200;
+/// Publishes handed to the link thread in one command at most (see
+/// `Link::submit`).
+const PUBLISH_BATCH: usize = 64;
 
 /// For a TLS broker, loads OpenSSL, which is not linked (PATCHES.md of the
 /// vendored paho-mqtt-sys): a missing libssl is then this error rather
@@ -268,6 +271,9 @@ enum State {
 
 pub struct Link {
     commands: Sender<Command>,
+    /// Publishes made since the last `submit`: they go to the link thread
+    /// as one command (one wake-up of that thread, one channel slot).
+    batch: Vec<mqtt::Message>,
     handoff: Arc<Handoff>,
     wake: Receiver<()>,
     /// While messages stream in, when `drain` looks at the hand-off again.
@@ -318,6 +324,7 @@ impl Link {
         let commands = driver::spawn(cfg, keep_alive, &presence, handoff.clone())?;
         Ok(Link {
             commands,
+            batch: Vec::new(),
             window: Window::new(handoff.clone(), window::MAX_MESSAGES),
             facts_window: Window::new(handoff.clone(), window::MAX_QOS1),
             handoff,
@@ -384,10 +391,23 @@ impl Link {
         }
     }
 
-    fn command(&self, cmd: Command) {
+    /// Sends `cmd` to the link thread, after the publishes made before it.
+    fn command(&mut self, cmd: Command) {
+        self.submit();
         // Fails only when the link thread is gone (it panicked): the link
         // then stays disconnected, which the daemon reports.
         let _ = self.commands.send(cmd);
+    }
+
+    /// Hands the publishes made since the last call to the link thread.
+    /// The main loop calls it before it sleeps (`drain` does too); a batch
+    /// also leaves by itself once `PUBLISH_BATCH` long, and before any
+    /// other command.
+    pub fn submit(&mut self) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(PUBLISH_BATCH));
+            let _ = self.commands.send(Command::Publish(batch));
+        }
     }
 
     /// Hands the main loop up to `max` events (appended to `out`), in
@@ -397,6 +417,7 @@ impl Link {
     /// too, so the main loop's next `select!` returns at once.
     pub fn drain(&mut self, out: &mut Vec<LinkEvent>, max: usize, now: Instant) {
         self.pump();
+        self.submit();
         self.recheck = None;
         // Bytes of the messages handed on, for the hand-off's bound.
         let mut handed = 0;
@@ -719,7 +740,10 @@ impl Link {
         if self.version != V5 && !topic.starts_with(&self.presence.base) {
             self.echoes.published(topic, payload, Instant::now());
         }
-        self.command(Command::Publish(msg));
+        self.batch.push(msg);
+        if self.batch.len() >= PUBLISH_BATCH {
+            self.submit();
+        }
     }
 
     /// Holds `topic` = `payload` (retained) on a connection of its own,
