@@ -19,6 +19,10 @@ enum SL {
 
 pub struct MergingIter {
     iters: Vec<Box<dyn LdbIterator>>,
+    /// The current key of each iterator (None: not valid), read again only
+    /// when that iterator moves: `current()` copies the key, and finding
+    /// the next entry compares every iterator's key.
+    keys: Vec<Option<Bytes>>,
     current: Option<usize>,
     direction: Direction,
     cmp: Rc<Box<dyn Cmp>>,
@@ -28,6 +32,7 @@ impl MergingIter {
     /// Construct a new merging iterator.
     pub fn new(cmp: Rc<Box<dyn Cmp>>, iters: Vec<Box<dyn LdbIterator>>) -> MergingIter {
         MergingIter {
+            keys: vec![None; iters.len()],
             iters,
             current: None,
             direction: Direction::Forward,
@@ -43,7 +48,19 @@ impl MergingIter {
                 self.iters[i].reset()
             }
         }
+        self.refresh_all();
         self.find_smallest();
+    }
+
+    /// Reads the current key of iterator `i` again (after it moved).
+    fn refresh(&mut self, i: usize) {
+        self.keys[i] = self.iters[i].current().map(|(k, _)| k);
+    }
+
+    fn refresh_all(&mut self) {
+        for i in 0..self.iters.len() {
+            self.refresh(i);
+        }
     }
 
     /// Adjusts the direction of the iterator depending on whether the last
@@ -89,6 +106,7 @@ impl MergingIter {
                     }
                     _ => {}
                 }
+                self.refresh_all();
             }
         }
     }
@@ -114,10 +132,10 @@ impl MergingIter {
 
         let mut next_ix = 0;
 
-        for i in 1..self.iters.len() {
-            if let Some((current_key, _)) = self.iters[i].current() {
-                if let Some((smallest_key, _)) = self.iters[next_ix].current() {
-                    if self.cmp.cmp(&current_key, &smallest_key) == ord {
+        for i in 1..self.keys.len() {
+            if let Some(current_key) = &self.keys[i] {
+                if let Some(smallest_key) = &self.keys[next_ix] {
+                    if self.cmp.cmp(current_key, smallest_key) == ord {
                         next_ix = i;
                     }
                 } else {
@@ -140,6 +158,7 @@ impl LdbIterator for MergingIter {
                 // from here on.
                 self.iters[current].reset();
             }
+            self.refresh(current);
             self.find_smallest();
         } else {
             self.init();
@@ -157,12 +176,14 @@ impl LdbIterator for MergingIter {
         for i in 0..self.iters.len() {
             self.iters[i].seek(key);
         }
+        self.refresh_all();
         self.find_smallest();
     }
     fn reset(&mut self) {
         for i in 0..self.iters.len() {
             self.iters[i].reset();
         }
+        self.keys.iter_mut().for_each(|k| *k = None);
         self.current = None;
     }
     fn current(&self) -> Option<(Bytes, Bytes)> {
@@ -177,6 +198,7 @@ impl LdbIterator for MergingIter {
             if self.iters[current].valid() {
                 self.update_direction(Direction::Reverse);
                 self.iters[current].prev();
+                self.refresh(current);
                 self.find_largest();
                 self.valid()
             } else {
@@ -354,6 +376,78 @@ mod tests {
         assert_eq!(
             current_key_val(&iter),
             Some((b("aba").to_vec(), val.to_vec()))
+        );
+    }
+
+    /// Counts the calls of `current()` (each copies the key) on the
+    /// iterator it wraps.
+    struct Counting<'a> {
+        inner: TestLdbIter<'a>,
+        reads: Rc<std::cell::Cell<usize>>,
+    }
+
+    impl LdbIterator for Counting<'_> {
+        fn advance(&mut self) -> bool {
+            self.inner.advance()
+        }
+        fn reset(&mut self) {
+            self.inner.reset()
+        }
+        fn current(&self) -> Option<(Bytes, Bytes)> {
+            self.reads.set(self.reads.get() + 1);
+            self.inner.current()
+        }
+        fn seek(&mut self, key: &[u8]) {
+            self.inner.seek(key)
+        }
+        fn valid(&self) -> bool {
+            self.inner.valid()
+        }
+        fn prev(&mut self) -> bool {
+            self.inner.prev()
+        }
+    }
+
+    #[test]
+    fn test_merging_reads_a_key_once_per_move() {
+        const N: usize = 6;
+        const PER: usize = 50;
+        // Leaked: a boxed iterator borrows them for 'static.
+        let keys: &'static [Vec<u8>] = Vec::leak(
+            (0..N * PER)
+                .map(|i| format!("k{i:04}").into_bytes())
+                .collect(),
+        );
+        let val = b"v";
+        let reads = Rc::new(std::cell::Cell::new(0));
+        // Iterator j holds every N-th key from j: they interleave.
+        let iters: Vec<Box<dyn LdbIterator>> = (0..N)
+            .map(|j| {
+                let entries = keys[j..]
+                    .iter()
+                    .step_by(N)
+                    .map(|k| (&k[..], &val[..]))
+                    .collect();
+                Box::new(Counting {
+                    inner: TestLdbIter::new(entries),
+                    reads: reads.clone(),
+                }) as Box<dyn LdbIterator>
+            })
+            .collect();
+        let mut iter = MergingIter::new(Rc::new(Box::new(DefaultCmp)), iters);
+        let mut seen = Vec::new();
+        while iter.advance() {
+            seen.push(current_key_val(&iter).unwrap().0);
+        }
+        assert_eq!(seen, keys.to_vec());
+        // One read per iterator at the start, one per move, one per entry
+        // taken; comparing every iterator's key for each entry read
+        // 2 * (N - 1) more.
+        assert!(
+            reads.get() <= N + 2 * N * PER,
+            "{} reads for {} entries",
+            reads.get(),
+            N * PER
         );
     }
 }
