@@ -1033,7 +1033,7 @@ pub fn build_table<I: LdbIterator, P: AsRef<Path>>(
     from.reset();
     let filename = table_file_name(dbname.as_ref(), num);
 
-    let (mut kbuf, mut vbuf) = (vec![], vec![]);
+    let mut kbuf = vec![];
     let mut firstkey = None;
     // lastkey is what remains in kbuf.
 
@@ -1046,12 +1046,12 @@ pub fn build_table<I: LdbIterator, P: AsRef<Path>>(
         let mut builder = TableBuilder::new(opt.clone(), f);
         while from.advance() {
             if let Some((key_bytes, val_bytes)) = from.current() {
-                kbuf = key_bytes.to_vec();
-                vbuf = val_bytes.to_vec();
+                kbuf.clear();
+                kbuf.extend_from_slice(&key_bytes);
                 if firstkey.is_none() {
                     firstkey = Some(kbuf.clone());
                 }
-                builder.add(&kbuf, &vbuf)?;
+                builder.add(&key_bytes, &val_bytes)?;
             } else {
                 panic!("Iterator should be valid here");
             }

@@ -148,8 +148,8 @@ impl LdbIterator for MemtableIterator {
             return None;
         }
 
-        if let Some((key_bytes, _val_bytes)) = self.skipmapiter.current() {
-            let (keylen, keyoff, _, vallen, valoff) = parse_memtable_key(&key_bytes);
+        if let Some(key_bytes) = self.skipmapiter.current_key() {
+            let (keylen, keyoff, _, vallen, valoff) = parse_memtable_key(key_bytes);
             let internal_key =
                 Bytes::copy_from_slice(&key_bytes[keyoff..keyoff + keylen + u64::required_space()]);
             let value = Bytes::copy_from_slice(&key_bytes[valoff..valoff + vallen]);

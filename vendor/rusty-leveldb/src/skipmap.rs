@@ -444,6 +444,18 @@ pub struct SkipMapIter {
     current: *const Node,
 }
 
+impl SkipMapIter {
+    /// The current key, borrowed: `current()` copies it (and the value).
+    pub fn current_key(&self) -> Option<&[u8]> {
+        if self.valid() {
+            // The node lives as long as the map, which this iterator holds.
+            unsafe { Some((*self.current).key()) }
+        } else {
+            None
+        }
+    }
+}
+
 impl LdbIterator for SkipMapIter {
     fn advance(&mut self) -> bool {
         // we first go to the next element, then return that -- in order to skip the head node
