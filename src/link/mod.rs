@@ -194,13 +194,16 @@ pub struct Presence {
 pub struct Limits {
     /// Bytes of received messages waiting for the main loop, beyond which
     /// Paho stops reading from the broker until the main loop catches up.
+    /// 512 KiB by default: in a backlog drain at 10,000 devices 0.55 MB
+    /// less peak RSS than 1 MiB at no measured CPU cost; at 256 KiB the
+    /// receive thread waited at its gate during a live flood (more CPU).
     pub handoff_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            handoff_bytes: 1 << 20,
+            handoff_bytes: 512 << 10,
         }
     }
 }
