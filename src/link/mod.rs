@@ -408,8 +408,9 @@ impl Link {
     /// other command.
     pub fn submit(&mut self) {
         if !self.batch.is_empty() {
-            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(PUBLISH_BATCH));
-            let _ = self.commands.send(Command::Publish(batch));
+            let _ = self
+                .commands
+                .send(Command::Publish(std::mem::take(&mut self.batch)));
         }
     }
 
