@@ -61,9 +61,10 @@ pub const MAX_BATCH: usize = 4096;
 /// twice (its batch, its log record) and may take the memory table past
 /// its size, which LevelDB only checks before a write. A burst can leave
 /// more than `MAX_BATCH` pending (12,288 seen in a backlog drain at 10,000
-/// devices when it was 8,192): as one write, 1.5 MB of copies and a memory table 0.7 MB over
-/// its size at the drain's peak. A failed write leaves everything pending,
-/// and its retry writes the chunks already written again (the same values).
+/// devices when it was 8,192): as one write, 1.5 MB of copies and a memory
+/// table 0.7 MB over its size at the drain's peak. A failed write leaves
+/// everything pending, and its retry writes the chunks already written
+/// again (the same values).
 const WRITE_CHUNK: usize = 1024;
 /// Retries of a failed write: the first after 1 s, doubling up to 30 s.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
