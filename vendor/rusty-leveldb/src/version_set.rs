@@ -500,7 +500,10 @@ impl VersionSet {
         }
         self.finalize(&mut v);
 
-        if self.descriptor_log.is_none() {
+        // As LevelDB does: CURRENT names the manifest, so it is written
+        // when a new manifest is started, not at every edit appended to it.
+        let new_manifest = self.descriptor_log.is_none();
+        if new_manifest {
             let descname = manifest_file_name(&self.dbname, self.manifest_num);
             edit.set_next_file(self.next_file_num);
             self.descriptor_log = Some(LogWriter::new(
@@ -514,11 +517,13 @@ impl VersionSet {
             lw.add_record(&encoded)?;
             lw.flush()?;
         }
-        set_current_file(
-            self.opt.env.as_ref().as_ref(),
-            &self.dbname,
-            self.manifest_num,
-        )?;
+        if new_manifest {
+            set_current_file(
+                self.opt.env.as_ref().as_ref(),
+                &self.dbname,
+                self.manifest_num,
+            )?;
+        }
 
         self.add_version(v);
         // log_number was set above.
@@ -1158,6 +1163,30 @@ mod tests {
             assert_eq!(1, vs.current.as_ref().unwrap().borrow().files[1].len());
             assert_eq!(63, vs.write_snapshot().unwrap());
         }
+    }
+
+    #[test]
+    fn test_version_set_current_written_with_a_new_manifest_only() {
+        let (v, opt) = make_version();
+        let mut vs = VersionSet::new(
+            "db",
+            opt.clone(),
+            share(TableCache::new("db", opt.clone(), share(Cache::new(128)), 100)),
+        );
+        vs.add_version(v);
+        let current = Path::new("db").join("CURRENT");
+        vs.log_and_apply(VersionEdit::new()).unwrap();
+        assert!(opt.env.exists(&current).unwrap());
+
+        // The next edits go to the same manifest: CURRENT is left alone.
+        opt.env.delete(&current).unwrap();
+        vs.log_and_apply(VersionEdit::new()).unwrap();
+        vs.log_and_apply(VersionEdit::new()).unwrap();
+        assert!(!opt.env.exists(&current).unwrap());
+        assert!(opt
+            .env
+            .exists(&manifest_file_name("db", vs.manifest_num))
+            .unwrap());
     }
 
     #[test]
