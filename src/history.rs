@@ -16,7 +16,9 @@
 //! deletes), so events are committed and synced with the states.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 use std::rc::Rc;
 
 use hashbrown::HashTable;
@@ -172,7 +174,7 @@ impl History {
         History {
             events: VecDeque::new(),
             by_subject: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             next_seq: 0,
             disk_first: 0,
             counts: [0; EventKind::ALL.len()],

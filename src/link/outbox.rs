@@ -21,6 +21,8 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
 
+use foldhash::fast::RandomState;
+
 use crate::monitor::Class;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -60,7 +62,7 @@ pub(crate) struct Outbox {
     queue: VecDeque<Option<Pending>>,
     front_seq: u64,
     queued: usize,
-    by_topic: HashMap<Rc<str>, u64>,
+    by_topic: HashMap<Rc<str>, u64, RandomState>,
     /// Sequence numbers of the queued repeats ...
     repeats: BTreeSet<u64>,
     /// ... and alerts.
@@ -158,7 +160,7 @@ impl Outbox {
         }
         if self.queued == 0 && self.queue.capacity() > KEEP_SLOTS {
             self.queue = VecDeque::new();
-            self.by_topic = HashMap::new();
+            self.by_topic = HashMap::default();
         }
         let holes = self.queue.len() - self.queued;
         if holes > MAX_HOLES.max(self.queued) {

@@ -4,11 +4,13 @@
 
 use std::collections::HashSet;
 
+use foldhash::fast::RandomState;
+
 use crate::record::{ByKey, Record};
 
 #[derive(Default)]
 pub(super) struct Pending {
-    writes: HashSet<ByKey>,
+    writes: HashSet<ByKey, RandomState>,
 }
 
 impl Pending {
@@ -39,7 +41,7 @@ impl Pending {
     /// `keep` writes (after an outage or a flood).
     pub fn clear(&mut self, keep: usize) {
         if self.writes.capacity() > keep {
-            self.writes = HashSet::new();
+            self.writes = HashSet::default();
         } else {
             self.writes.clear();
         }

@@ -26,9 +26,10 @@
 //! (the values whose subtree may still come are a chain of prefixes).
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::ops::Deref;
 
+use foldhash::fast::{FixedState, RandomState};
 use rusty_leveldb::{DBIterator, LdbIterator};
 
 use crate::filter::Filter;
@@ -39,16 +40,13 @@ use super::META;
 /// hashed pairs (see the module doc).
 #[derive(Default)]
 pub struct LevelIndex {
-    firsts: HashSet<Box<[u8]>>,
-    pairs: HashSet<u64>,
+    firsts: HashSet<Box<[u8]>, RandomState>,
+    pairs: HashSet<u64, RandomState>,
 }
 
 fn pair(first: &[u8], second: &[u8]) -> u64 {
-    // SipHash with fixed keys: the same pair always gives the same hash.
-    let mut h = DefaultHasher::new();
-    first.hash(&mut h);
-    second.hash(&mut h);
-    h.finish()
+    // A fixed seed: the same pair always gives the same hash.
+    FixedState::default().hash_one((first, second))
 }
 
 impl LevelIndex {
