@@ -856,6 +856,33 @@ fn acknowledgements_release_publishes_queued_at_the_in_flight_limit() {
     client.disconnect(None).wait().unwrap();
 }
 
+/// The link thread holds Paho's send thread while it queues a batch of
+/// publishes (vendored patch 0012), so that the batch is written in one
+/// pass: the release must wake the send thread. Without that wake-up each
+/// batch waits for the send thread's one-second timeout, and 100 batches
+/// of one publish, each awaited before the next, take about 50 s.
+#[test]
+fn a_held_batch_of_publishes_leaves_when_the_link_thread_releases_it() {
+    const N: usize = 100;
+    let broker = Broker::start();
+    let cfg = link_config(broker.port, "held");
+    let mut link = Link::new(&cfg, presence("t/held")).unwrap();
+    let watcher = Client::connect(broker.port, &["t/held/out"]);
+    let mut events = Vec::new();
+    wait_connected(&mut link, &mut events);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 0..N {
+        assert!(link.publish("t/held/out", i.to_string().as_bytes(), false, Class::Replay));
+        // The pass hands the batch (this one publish) to the link thread.
+        pass(&mut link, &mut events, 256);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = watcher
+            .wait_for(left, |m| m.topic == "t/held/out")
+            .unwrap_or_else(|| panic!("publish {i} of {N} not delivered within 20 s"));
+        assert_eq!(m.text(), i.to_string(), "in order");
+    }
+}
+
 /// Retained facts (availability announcements) go at QoS 1, which the
 /// broker acknowledges a receive maximum at a time (20 with mosquitto).
 /// Through a relay that holds everything 100 ms each way, 500 of them take

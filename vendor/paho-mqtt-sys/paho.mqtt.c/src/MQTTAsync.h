@@ -268,6 +268,18 @@ typedef void MQTTAsync_receiveGate(void* context);
 LIBMQTT_API void MQTTAsync_setReceiveGate(MQTTAsync_receiveGate* gate, void* context);
 
 /**
+ * Holds (hold != 0) or releases (0) the send thread's wake-ups for the
+ * calling thread: while held, the commands it queues (publishes,
+ * subscriptions, ...) wait for the send thread's next wake-up instead of
+ * waking it each; the release wakes it once if any was queued. A burst of
+ * publishes then reaches the send thread together (it writes them in one
+ * pass, corked) instead of one at a time, each taking the client mutex
+ * from the thread still queueing. Release promptly: a held command waits
+ * up to a second (the send thread's timeout) if the release never comes.
+ */
+LIBMQTT_API void MQTTAsync_holdSendThread(int hold);
+
+/**
  * A handle representing an MQTT client. A valid client handle is available
  * following a successful call to MQTTAsync_create().
  */

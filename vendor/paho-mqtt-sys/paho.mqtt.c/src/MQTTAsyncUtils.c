@@ -57,6 +57,16 @@ static void MQTTAsync_freeCommand(MQTTAsync_queuedCommand *command);
 static int MQTTAsync_processCommand(void);
 static int MQTTAsync_commandsQueued(void);
 
+#if defined(_WIN32)
+#define MQTTASYNC_THREAD_LOCAL __declspec(thread)
+#else
+#define MQTTASYNC_THREAD_LOCAL __thread
+#endif
+/* Set by MQTTAsync_holdSendThread: commands this thread queues meanwhile
+   do not wake the send thread; the release does, once, if any was queued. */
+static MQTTASYNC_THREAD_LOCAL int send_held = 0;
+static MQTTASYNC_THREAD_LOCAL int send_held_queued = 0;
+
 #if !defined(MQTTASYNC_CORK_BATCH)
 /* While more commands are queued, the send thread corks a client's TCP
    socket before writing a publish, and uncorks it after at most this many
@@ -954,10 +964,26 @@ int MQTTAsync_addCommand(MQTTAsync_queuedCommand* command, int command_size)
 	}
 exit:
 	MQTTAsync_unlock_mutex(mqttcommand_mutex);
-	if ((rc1 = Thread_signal_evt(send_evt)) != 0)
+	if (send_held)
+		send_held_queued = 1;
+	else if ((rc1 = Thread_signal_evt(send_evt)) != 0)
 		Log(LOG_ERROR, 0, "Error %d from signal event", rc1);
 	FUNC_EXIT_RC(rc);
 	return rc;
+}
+
+
+void MQTTAsync_holdSendThread(int hold)
+{
+	int rc;
+
+	send_held = hold;
+	if (!hold && send_held_queued)
+	{
+		send_held_queued = 0;
+		if ((rc = Thread_signal_evt(send_evt)) != 0)
+			Log(LOG_ERROR, 0, "Error %d from signal event", rc);
+	}
 }
 
 
