@@ -744,9 +744,10 @@ mod tests {
 
     #[test]
     fn every_child_is_found_through_growth_compaction_and_later_inserts() {
-        // The table of literal children grows at half full and probes wrap around its
-        // end; compaction drops what only inserts need. Each size is
-        // checked after every insert up to 300 devices, then 5,000 at once.
+        // The table of literal children grows at half full and probes
+        // wrap around its end; compaction drops what only inserts need.
+        // Each size is checked after every insert up to 300 devices, then
+        // 5,000 at once.
         let device = |i: usize| format!("home/d{i}/sensors/#");
         let found = |index: &TopicIndex<usize>, i: usize| {
             let mut got = Vec::new();

@@ -17,10 +17,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
-
-use foldhash::fast::RandomState;
 use std::rc::Rc;
 
+use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 use crate::event::{Event, EventKind};
