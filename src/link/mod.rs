@@ -87,6 +87,7 @@
 //! DNS, TLS, credentials, timeout: see `failure`); one log line per
 //! event.
 
+mod batch;
 mod driver;
 mod failure;
 mod handoff;
@@ -99,11 +100,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use log::{debug, error, info, warn};
-use paho_mqtt as mqtt;
 
 use crate::backoff::Backoff;
 use crate::config::MqttConfig;
 use crate::echo::EchoGuard;
+use batch::Batch;
 use driver::{Command, Fact, V311, V5};
 use failure::Failure;
 use handoff::{Handoff, Report};
@@ -276,7 +277,7 @@ pub struct Link {
     commands: Sender<Command>,
     /// Publishes made since the last `submit`: they go to the link thread
     /// as one command (one wake-up of that thread, one channel slot).
-    batch: Vec<mqtt::Message>,
+    batch: Batch,
     handoff: Arc<Handoff>,
     wake: Receiver<()>,
     /// While messages stream in, when `drain` looks at the hand-off again.
@@ -327,7 +328,7 @@ impl Link {
         let commands = driver::spawn(cfg, keep_alive, &presence, handoff.clone())?;
         Ok(Link {
             commands,
-            batch: Vec::new(),
+            batch: Batch::default(),
             window: Window::new(handoff.clone(), window::MAX_MESSAGES),
             facts_window: Window::new(handoff.clone(), window::MAX_QOS1),
             handoff,
@@ -408,9 +409,12 @@ impl Link {
     /// other command.
     pub fn submit(&mut self) {
         if !self.batch.is_empty() {
+            // The next batch starts with the room this one took (no
+            // reallocation as it fills).
+            let next = self.batch.empty_like();
             let _ = self
                 .commands
-                .send(Command::Publish(std::mem::take(&mut self.batch)));
+                .send(Command::Publish(std::mem::replace(&mut self.batch, next)));
         }
     }
 
@@ -732,19 +736,16 @@ impl Link {
     /// they must arrive), everything else at QoS 0 as the original.
     fn send(&mut self, topic: &str, payload: &[u8], retained: bool, class: Class) {
         let qos1 = class == Class::Retained;
-        let qos = if qos1 { mqtt::QOS_1 } else { mqtt::QOS_0 };
-        let window = self.lane(qos1).1;
-        let msg = mqtt::MessageBuilder::new()
-            .topic(topic)
-            .payload(payload)
-            .qos(qos)
-            .retained(retained)
-            .finalize();
-        window.sent(topic.len() + payload.len() + PUBLISH_OVERHEAD);
+        if !self.batch.push(topic, payload, qos1, retained) {
+            warn!("cannot publish to {topic:?}: a topic with a NUL character (dropped)");
+            return;
+        }
+        self.lane(qos1)
+            .1
+            .sent(topic.len() + payload.len() + PUBLISH_OVERHEAD);
         if self.version != V5 && !topic.starts_with(&self.presence.base) {
             self.echoes.published(topic, payload, Instant::now());
         }
-        self.batch.push(msg);
         if self.batch.len() >= PUBLISH_BATCH {
             self.submit();
         }

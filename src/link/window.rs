@@ -1,9 +1,9 @@
 //! The window: publishes handed to Paho for one connection and not
 //! completed yet (for QoS 0, completed = written to the socket).
 //!
-//! The main loop counts what it sends; Paho counts completions through
-//! the delivery token's waker (this type is that waker), from its own
-//! threads. The link keeps at most `MAX_MESSAGES` / `MAX_BYTES` in the
+//! The main loop counts what it sends; Paho counts completions from its
+//! own threads, through the publish callbacks of the link thread
+//! (`driver::Driver::publish`). The link keeps at most `MAX_MESSAGES` / `MAX_BYTES` in the
 //! window, so Paho's queue stays small while the broker is slow; the rest
 //! waits in the outbox. When the outbox waits, the main loop asks for a
 //! wake-up, which comes when the window has drained to half (in messages
@@ -12,7 +12,6 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
-use std::task::Wake;
 
 use super::handoff::Handoff;
 
@@ -48,16 +47,6 @@ impl Counts {
     }
 }
 
-impl Wake for Counts {
-    fn wake(self: Arc<Self>) {
-        self.complete();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.complete();
-    }
-}
-
 /// The main loop's side.
 pub(crate) struct Window {
     counts: Arc<Counts>,
@@ -90,7 +79,7 @@ impl Window {
         }
     }
 
-    /// What Paho's side counts completions with (one waker per token).
+    /// What Paho's side counts completions with.
     pub fn counts(&self) -> Arc<Counts> {
         self.counts.clone()
     }
