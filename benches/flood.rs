@@ -302,17 +302,29 @@ struct Calls {
 /// The system calls of a process (all its threads), counted by `perf stat`
 /// from `start` to `finish`: tracepoints counted in the kernel, which do not
 /// slow the process down as strace would. (/proc/<pid>/io is no help here:
-/// its syscr/syscw do not count socket calls.) Without perf, or without
-/// the tracepoints, the counts are missing (NaN in the tables).
+/// its syscr/syscw do not count socket calls.) The tracepoints are under
+/// tracefs, which a machine may not have mounted: the bench mounts it when
+/// it can (as root). Without perf, or without the tracepoints, the counts
+/// are missing (NaN in the tables).
 struct SyscallCount(Option<Child>);
+
+const TRACEFS: &str = "/sys/kernel/tracing";
 
 impl SyscallCount {
     fn start(pid: i32) -> SyscallCount {
+        if !Path::new(TRACEFS).join("events").exists() {
+            let _ = Command::new("mount")
+                .args(["-t", "tracefs", "nodev", TRACEFS])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let events: Vec<&str> = SYSCALL_EVENTS
             .into_iter()
             .filter(|e| {
                 let (group, name) = e.split_once(':').unwrap_or_default();
-                Path::new("/sys/kernel/tracing/events")
+                Path::new(TRACEFS)
+                    .join("events")
                     .join(group)
                     .join(name)
                     .exists()
@@ -1384,6 +1396,7 @@ fn main() {
         "Idle RSS with one device, a broker without TLS, empty database (median of {runs}): {bare_rss:.1} MB built without the `tls` feature (target ≤ {T_IDLE_RSS_MB} MB) {}; {one_rss:.1} MB for the default build (Paho's TLS code in the binary; OpenSSL is loaded for a TLS broker only)",
         verdict(bare_rss <= T_IDLE_RSS_MB)
     );
+    let mut idle: Vec<(usize, f64)> = Vec::new();
     for &n in ns.iter().filter(|&&n| n > 1) {
         let rss = median((0..runs).map(|_| idle_rss(n)).collect());
         let per_device = (rss - one_rss) * 1024.0 * 1024.0 / (n - 1) as f64;
@@ -1394,6 +1407,28 @@ fn main() {
             per_device - strings,
             verdict(per_device - strings <= T_DEVICE_BYTES)
         );
+        idle.push((n, rss));
+    }
+    // What one more device costs, between the smallest and the largest N,
+    // without what comes once with the first thousand devices: the hello
+    // counts go out in pages of a thousand publishes, whose buffers (the
+    // publish batch, the outbox's slots, Paho's queue in its threads'
+    // heaps) stay allocated for the next round (README, Performance II,
+    // fourth round).
+    if let (Some(&(n0, rss0)), Some(&(n1, rss1))) = (idle.first(), idle.last()) {
+        if n1 > n0 {
+            let per_device = (rss1 - rss0) * 1024.0 * 1024.0 / (n1 - n0) as f64;
+            let strings = (config_bytes_per_device(n1) * n1 as f64
+                - config_bytes_per_device(n0) * n0 as f64)
+                / (n1 - n0) as f64;
+            println!(
+                "Idle RSS from {} to {} devices: {per_device:.0} bytes per device added, {strings:.0} of them configured strings; beyond them {:.0} (target ≤ {T_DEVICE_BYTES}) {}",
+                thousands(n0 as f64),
+                thousands(n1 as f64),
+                per_device - strings,
+                verdict(per_device - strings <= T_DEVICE_BYTES)
+            );
+        }
     }
     let soak_s: u64 = parse_env("FLOOD_SOAK_S", "0");
     if soak_s > 0 {
