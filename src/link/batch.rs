@@ -25,6 +25,7 @@ struct Item {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Publish<'a> {
     pub topic: &'a CStr,
+    /// Under 2 GiB (`push`).
     pub payload: &'a [u8],
     /// QoS 1 (else 0).
     pub qos1: bool,
@@ -34,11 +35,14 @@ pub(crate) struct Publish<'a> {
 impl Batch {
     /// Appends a publish; false (nothing appended) when the topic holds a
     /// NUL character, which the C API cannot take (no configured topic
-    /// can: the configuration refuses them), or a part is 4 GiB or more.
+    /// can: the configuration refuses them), or when topic or payload is
+    /// 2 GiB or more (the C API's lengths are `int`s; MQTT's limit is
+    /// 256 MB).
     pub fn push(&mut self, topic: &str, payload: &[u8], qos1: bool, retained: bool) -> bool {
-        let (Ok(topic_len), Ok(payload_len)) =
-            (u32::try_from(topic.len() + 1), u32::try_from(payload.len()))
-        else {
+        let (Ok(topic_len), Ok(payload_len)) = (
+            u32::try_from(topic.len() + 1),
+            i32::try_from(payload.len()).map(i32::unsigned_abs),
+        ) else {
             return false;
         };
         if topic.as_bytes().contains(&0) {

@@ -737,7 +737,10 @@ impl Link {
     fn send(&mut self, topic: &str, payload: &[u8], retained: bool, class: Class) {
         let qos1 = class == Class::Retained;
         if !self.batch.push(topic, payload, qos1, retained) {
-            warn!("cannot publish to {topic:?}: a topic with a NUL character (dropped)");
+            warn!(
+                "cannot publish to {topic:?}: a NUL character in the topic, or a payload of \
+                 2 GiB or more (dropped)"
+            );
             return;
         }
         self.lane(qos1)
