@@ -3,11 +3,12 @@
 //!
 //! The main loop counts what it sends; Paho counts completions from its
 //! own threads, through the publish callbacks of the link thread
-//! (`driver::Driver::publish`). The link keeps at most `MAX_MESSAGES` / `MAX_BYTES` in the
-//! window, so Paho's queue stays small while the broker is slow; the rest
-//! waits in the outbox. When the outbox waits, the main loop asks for a
-//! wake-up, which comes when the window has drained to half (in messages
-//! and in bytes), so that it refills in batches, not once per completion.
+//! (`driver::Driver::publish`). The link keeps at most `MAX_MESSAGES` /
+//! `MAX_BYTES` in the window, so Paho's queue stays small while the broker
+//! is slow; the rest waits in the outbox. When the outbox waits, the main
+//! loop asks for a wake-up, which comes when the window has drained to half
+//! (in messages and in bytes), so that it refills in batches, not once per
+//! completion.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
