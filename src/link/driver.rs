@@ -2,16 +2,17 @@
 //!
 //! Paho's entry points (publish, subscribe, connect, destroy) take Paho's
 //! global `mqttasync_mutex`, which Paho's receive thread holds while it
-//! runs the message callback, and that callback may wait for room in the
-//! hand-off. So the main loop must never call Paho itself: it sends
-//! `Command`s here, and this thread may wait for the mutex as long as it
-//! takes. Results come back as `Report`s through the hand-off; publish
-//! completions through the window's waker.
+//! delivers a message (it waits for room in the hand-off before reading
+//! one, holding no lock: the receive gate). So the main loop must never call
+//! Paho itself: it sends `Command`s here, and this thread may wait for the
+//! mutex as long as it takes. Results come back as `Report`s through the
+//! hand-off; publish completions through the window's counts, which
+//! Paho's publish callbacks update (`Driver::publish`).
 //!
-//! Paho's tokens are futures: this thread polls them with a waker that
-//! sends it a token of its own when Paho completes one, so it never blocks
-//! on an outcome (only the diagnosis of a failed connect blocks, on a
-//! thread of its own).
+//! The tokens of connections and subscriptions are futures: this thread
+//! polls them with a waker that sends it a token of its own when Paho
+//! completes one, so it never blocks on an outcome (only the diagnosis of
+//! a failed connect blocks, on a thread of its own).
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
